@@ -1,0 +1,85 @@
+//! Engine configuration: every knob the data plane reads, in one struct.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use streamgate_net::request::Limits;
+
+/// Who may fetch assets under `/v/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessPolicy {
+    /// `--open`: every asset is served without a token.
+    Open,
+    /// No asset is served under `/v/` until the control plane says which are
+    /// open. Without a control plane the engine fails closed.
+    Closed,
+}
+
+/// Configuration of the data plane.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Directory holding `<asset-id>/…` (Contract 2).
+    pub root: PathBuf,
+    /// Public HTTP listener.
+    pub listen: SocketAddr,
+    /// Admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Access policy for `/v/`.
+    pub access: AccessPolicy,
+    /// Request-head limits (414 / 431).
+    pub limits: Limits,
+    /// Longest wait for a complete request head once its first byte arrived
+    /// (slowloris defence).
+    pub header_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive connection.
+    pub idle_timeout: Duration,
+    /// Longest stall while the peer does not drain a response.
+    pub send_timeout: Duration,
+    /// Open connections allowed across all workers; past it new ones get 503.
+    pub max_connections: usize,
+    /// Hot-segment cache budget across all workers, in bytes (0 disables).
+    pub cache_bytes: usize,
+    /// Largest file the hot cache admits.
+    pub cache_max_object: usize,
+    /// `max-age` for playlists, MPDs and unknown types, in seconds.
+    pub manifest_max_age: u32,
+    /// Allowed CORS origins; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// How long SIGTERM waits for in-flight responses.
+    pub shutdown_grace: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults from Contract 6, serving `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            threads: 0,
+            access: AccessPolicy::Closed,
+            limits: Limits::default(),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            cache_bytes: 256 << 20,
+            cache_max_object: 4 << 20,
+            manifest_max_age: 2,
+            cors_origins: vec!["*".into()],
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// The number of workers `threads` resolves to on this machine.
+    pub fn worker_count(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}

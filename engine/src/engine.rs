@@ -1,0 +1,127 @@
+//! Starting and stopping the data plane.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::admin;
+use crate::config::EngineConfig;
+use crate::fs::Root;
+use crate::shutdown::{self, Drain};
+use crate::telemetry;
+use crate::worker::{self, Spawn};
+
+/// Why the engine could not start.
+#[derive(Debug)]
+pub enum EngineError {
+    /// The assets root cannot be opened.
+    Root(std::path::PathBuf, io::Error),
+    /// A listener could not be bound.
+    Bind(SocketAddr, io::Error),
+    /// A worker thread or its io_uring ring could not be created.
+    Worker(io::Error),
+    /// The metrics recorder could not be installed.
+    Metrics(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Root(path, e) => write!(f, "cannot open assets root {}: {e}", path.display()),
+            Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Self::Worker(e) => write!(f, "cannot start a worker: {e}"),
+            Self::Metrics(e) => write!(f, "cannot install the metrics recorder: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// A running engine.
+pub struct Engine {
+    workers: Vec<JoinHandle<()>>,
+    drain: Drain,
+    ready: Arc<AtomicBool>,
+    grace: Duration,
+}
+
+impl Engine {
+    /// Opens the root, installs metrics, starts the admin listener and one
+    /// worker per configured thread, and returns once every worker listens.
+    ///
+    /// SIGTERM and SIGINT are blocked in the calling thread and the threads
+    /// it starts; collect them with [`crate::wait_for_termination_signal`].
+    pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        shutdown::block_termination_signals();
+        let root = Arc::new(Root::open(&config.root).map_err(|e| EngineError::Root(config.root.clone(), e))?);
+        let metrics = telemetry::install().map_err(EngineError::Metrics)?;
+        let config = Arc::new(config);
+        let drain = Drain::default();
+        let ready = Arc::new(AtomicBool::new(false));
+        admin::start(config.admin, metrics, Arc::clone(&ready), drain.clone())
+            .map_err(|e| EngineError::Bind(config.admin, e))?;
+
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let mut workers = Vec::new();
+        for index in 0..config.worker_count() {
+            let spawn = Spawn {
+                index,
+                config: Arc::clone(&config),
+                root: Arc::clone(&root),
+                drain: drain.clone(),
+                bound: bound_tx.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("sg-worker-{index}"))
+                .spawn(move || worker::run(spawn))
+                .map_err(EngineError::Worker)?;
+            workers.push(handle);
+        }
+        drop(bound_tx);
+        let engine = Self {
+            workers,
+            drain,
+            ready,
+            grace: config.shutdown_grace,
+        };
+        for _ in 0..engine.workers.len() {
+            match bound_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    engine.stop_now();
+                    return Err(EngineError::Bind(config.listen, e));
+                }
+                Err(_) => {
+                    engine.stop_now();
+                    return Err(EngineError::Worker(io::Error::other("worker exited during start")));
+                }
+            }
+        }
+        engine.ready.store(true, Ordering::SeqCst);
+        Ok(engine)
+    }
+
+    /// Drains: stop accepting, let in-flight responses finish, and return
+    /// when every worker is done or the grace period ends. Returns whether
+    /// everything finished in time.
+    pub fn shutdown(self) -> bool {
+        self.ready.store(false, Ordering::SeqCst);
+        self.drain.trigger();
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if self.workers.iter().all(|w| w.is_finished()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn stop_now(&self) {
+        self.drain.trigger();
+    }
+}

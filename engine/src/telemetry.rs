@@ -1,0 +1,148 @@
+//! Metrics: per-core counters on the hot path, flushed to the process-wide
+//! Prometheus recorder a few times a second.
+//!
+//! Recording straight into `metrics` handles would bounce their atomics
+//! between cores on every request; plain per-worker integers cost nothing and
+//! the exporter only needs them as fresh as a scrape.
+
+use std::collections::HashMap;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Metric names, shared by the recorder setup and the flush.
+mod name {
+    pub const REQUESTS: &str = "streamgate_http_requests_total";
+    pub const BYTES_SENT: &str = "streamgate_http_response_bytes_total";
+    pub const DURATION: &str = "streamgate_http_request_duration_seconds";
+    pub const OPEN_CONNECTIONS: &str = "streamgate_http_open_connections";
+    pub const REJECTED: &str = "streamgate_http_connections_rejected_total";
+    pub const CACHE_HITS: &str = "streamgate_cache_hits_total";
+    pub const CACHE_MISSES: &str = "streamgate_cache_misses_total";
+    pub const CACHE_BYTES: &str = "streamgate_cache_bytes";
+}
+
+/// Installs the global Prometheus recorder (once per process) and returns
+/// the handle the admin listener renders from.
+pub fn install() -> Result<PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let buckets = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+        0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(name::DURATION.into()),
+            &buckets,
+        )
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe_counter!(name::REQUESTS, "HTTP requests answered, by method and status");
+    describe_counter!(name::BYTES_SENT, Unit::Bytes, "Response bytes written, heads included");
+    describe_histogram!(name::DURATION, Unit::Seconds, "Time from a complete request head to the last byte written");
+    describe_gauge!(name::OPEN_CONNECTIONS, "Client connections currently open");
+    describe_counter!(name::REJECTED, "Connections refused with 503 at the connection cap");
+    describe_counter!(name::CACHE_HITS, "Responses served from the hot-segment cache");
+    describe_counter!(name::CACHE_MISSES, "File responses not served from the hot-segment cache");
+    describe_gauge!(name::CACHE_BYTES, Unit::Bytes, "Bytes held by the hot-segment caches");
+    // Publish every unlabelled series at zero so dashboards and alerts see
+    // them before the first request.
+    for metric in [name::BYTES_SENT, name::REJECTED, name::CACHE_HITS, name::CACHE_MISSES] {
+        counter!(metric).absolute(0);
+    }
+    gauge!(name::OPEN_CONNECTIONS).set(0.0);
+    gauge!(name::CACHE_BYTES).set(0.0);
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// One worker's counters since the last flush.
+#[derive(Default)]
+pub struct WorkerStats {
+    requests: HashMap<(&'static str, u16), u64>,
+    bytes_sent: u64,
+    durations: Vec<f64>,
+    open_connections: i64,
+    flushed_open: i64,
+    rejected: u64,
+    cache_hits: u64,
+    cache_misses: u64,
+    cache_bytes: usize,
+    flushed_cache_bytes: usize,
+}
+
+impl WorkerStats {
+    /// Records one answered request.
+    pub fn request(&mut self, method: &'static str, status: u16, bytes: u64, seconds: f64) {
+        *self.requests.entry((method, status)).or_default() += 1;
+        self.bytes_sent += bytes;
+        self.durations.push(seconds);
+    }
+
+    /// A connection opened (+1) or closed (-1).
+    pub fn connection(&mut self, delta: i64) {
+        self.open_connections += delta;
+    }
+
+    /// Open connections on this worker.
+    pub fn open_connections(&self) -> i64 {
+        self.open_connections
+    }
+
+    /// A connection refused at the cap.
+    pub fn rejected(&mut self) {
+        self.rejected += 1;
+    }
+
+    /// A cache lookup's outcome.
+    pub fn cache(&mut self, hit: bool) {
+        if hit {
+            self.cache_hits += 1;
+        } else {
+            self.cache_misses += 1;
+        }
+    }
+
+    /// The worker cache's current size.
+    pub fn cache_bytes(&mut self, bytes: usize) {
+        self.cache_bytes = bytes;
+    }
+
+    /// Moves everything recorded so far into the global recorder.
+    pub fn flush(&mut self) {
+        for ((method, status), n) in self.requests.drain() {
+            counter!(name::REQUESTS, "method" => method, "status" => status.to_string())
+                .increment(n);
+        }
+        add(name::BYTES_SENT, &mut self.bytes_sent);
+        add(name::REJECTED, &mut self.rejected);
+        add(name::CACHE_HITS, &mut self.cache_hits);
+        add(name::CACHE_MISSES, &mut self.cache_misses);
+        if !self.durations.is_empty() {
+            let h = histogram!(name::DURATION);
+            for d in self.durations.drain(..) {
+                h.record(d);
+            }
+        }
+        // Gauges are shared by all workers: apply this worker's change only.
+        let open_delta = self.open_connections - self.flushed_open;
+        if open_delta != 0 {
+            gauge!(name::OPEN_CONNECTIONS).increment(open_delta as f64);
+            self.flushed_open = self.open_connections;
+        }
+        let cache_delta = self.cache_bytes as f64 - self.flushed_cache_bytes as f64;
+        if cache_delta != 0.0 {
+            gauge!(name::CACHE_BYTES).increment(cache_delta);
+            self.flushed_cache_bytes = self.cache_bytes;
+        }
+    }
+}
+
+fn add(metric: &'static str, value: &mut u64) {
+    if *value > 0 {
+        counter!(metric).increment(std::mem::take(value));
+    }
+}

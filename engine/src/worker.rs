@@ -1,0 +1,192 @@
+//! One worker: a thread pinned to a core, its own monoio runtime (one
+//! io_uring ring), its own `SO_REUSEPORT` listener, cache and counters.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use streamgate_net::response::DateCache;
+use streamgate_net::send;
+
+use crate::config::EngineConfig;
+use crate::connection;
+use crate::fs::Root;
+use crate::serve::Site;
+use crate::shutdown::{Drain, LocalDrain};
+use crate::telemetry::WorkerStats;
+
+/// How often a worker looks at the drain flag.
+const TICK: Duration = Duration::from_millis(50);
+/// Ticks between metric flushes.
+const FLUSH_EVERY: u32 = 5;
+
+/// State shared by the tasks of one worker (never across threads).
+pub struct Worker {
+    /// Engine configuration.
+    pub config: Arc<EngineConfig>,
+    /// Serving state and hot cache.
+    pub site: Site,
+    /// Counters since the last flush.
+    pub stats: RefCell<WorkerStats>,
+    /// The `Date` header cache.
+    pub dates: RefCell<DateCache>,
+    /// This worker's drain notification.
+    pub drain: LocalDrain,
+    max_connections: i64,
+}
+
+/// Everything a worker thread needs from the engine.
+pub struct Spawn {
+    /// Index, used for the core it pins to.
+    pub index: usize,
+    /// Engine configuration.
+    pub config: Arc<EngineConfig>,
+    /// The assets root.
+    pub root: Arc<Root>,
+    /// The process-wide drain flag.
+    pub drain: Drain,
+    /// Where the listener's bind result is reported.
+    pub bound: mpsc::Sender<io::Result<()>>,
+}
+
+/// Runs a worker to completion on the current thread.
+pub fn run(spawn: Spawn) {
+    pin_to_core(spawn.index);
+    let runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(1024)
+        .enable_timer()
+        .build();
+    let mut runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = spawn.bound.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(serve(spawn));
+}
+
+async fn serve(spawn: Spawn) {
+    let config = spawn.config;
+    let workers = config.worker_count();
+    let opts = ListenerOpts::new().reuse_port(true).backlog(4096);
+    let listener = match TcpListener::bind_with_config(config.listen, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = spawn.bound.send(Err(e));
+            return;
+        }
+    };
+    let _ = spawn.bound.send(Ok(()));
+
+    let worker = Rc::new(Worker {
+        site: Site::new(&config, spawn.root, config.cache_bytes / workers),
+        max_connections: (config.max_connections / workers).max(1) as i64,
+        config: Arc::clone(&config),
+        stats: RefCell::new(WorkerStats::default()),
+        dates: RefCell::new(DateCache::default()),
+        drain: LocalDrain::default(),
+    });
+    monoio::spawn(housekeeping(Rc::clone(&worker), spawn.drain));
+
+    let mut drained = std::pin::pin!(worker.drain.wait());
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = drained.as_mut() => break,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // EMFILE and friends: back off briefly instead of spinning.
+            monoio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        admit(stream, &worker);
+    }
+    // Stop accepting: closing the listener lets the kernel steer new
+    // connections to workers still listening (or refuse them).
+    drop(listener);
+    while worker.stats.borrow().open_connections() > 0 {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.stats.borrow_mut().flush();
+}
+
+/// Starts serving an accepted connection, or refuses it at the cap.
+fn admit(stream: TcpStream, worker: &Rc<Worker>) {
+    let _ = stream.set_nodelay(true);
+    if send::set_nonblocking(stream.as_raw_fd()).is_err() {
+        return;
+    }
+    let mut stats = worker.stats.borrow_mut();
+    if stats.open_connections() >= worker.max_connections {
+        stats.rejected();
+        drop(stats);
+        refuse(&stream);
+        return;
+    }
+    stats.connection(1);
+    drop(stats);
+    let worker = Rc::clone(worker);
+    monoio::spawn(async move {
+        connection::serve(stream, Rc::clone(&worker)).await;
+        worker.stats.borrow_mut().connection(-1);
+    });
+}
+
+/// Best-effort 503 on a connection over the cap; never waits for the peer.
+fn refuse(stream: &TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+        Retry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    // SAFETY: a valid buffer on an open socket; the result is deliberately ignored.
+    unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            BUSY.as_ptr().cast(),
+            BUSY.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        );
+    }
+}
+
+/// Watches the drain flag and flushes counters.
+async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
+    let mut ticks = 0u32;
+    loop {
+        monoio::time::sleep(TICK).await;
+        ticks += 1;
+        if drain.is_triggered() && !worker.drain.is_drained() {
+            worker.drain.fire();
+        }
+        if ticks % FLUSH_EVERY == 0 {
+            let mut stats = worker.stats.borrow_mut();
+            stats.cache_bytes(worker.site.cache_bytes());
+            stats.flush();
+        }
+    }
+}
+
+/// Pins the calling thread to the `index`-th CPU it may run on, so a
+/// worker's ring, cache and sockets stay on one core.
+fn pin_to_core(index: usize) {
+    // SAFETY: cpu_set_t is plain data; the calls read and write only it.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &allowed))
+            .collect();
+        if cpus.is_empty() {
+            return;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[index % cpus.len()], &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+    }
+}

@@ -1,0 +1,180 @@
+//! Request-target decoding: raw bytes from the request line to a normalized,
+//! percent-decoded path whose segments are safe to join under a root.
+//!
+//! Anything that could address a file outside the intended tree is refused
+//! here, before a path ever reaches the file system: `.`/`..` segments (also
+//! when percent-encoded), encoded `/` and `\`, NUL and other control bytes,
+//! and invalid UTF-8. The file-system side (`openat2` with `RESOLVE_BENEATH`)
+//! is the second wall, for symlinks.
+
+use std::fmt;
+
+/// Why a request-target was refused (all answer 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetError {
+    /// Neither origin-form (`/…`), absolute-form (`http://…`) nor `*`.
+    NotOriginForm,
+    /// A `%` not followed by two hex digits.
+    BadPercentEncoding,
+    /// `%2F` or `%5C`: an encoded separator that would change the path's shape.
+    EncodedSeparator,
+    /// A NUL, another control byte or a backslash, after decoding.
+    ControlByte,
+    /// A `.` or `..` segment.
+    DotSegment,
+    /// The decoded path is not UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotOriginForm => "request-target is not a path",
+            Self::BadPercentEncoding => "bad percent-encoding",
+            Self::EncodedSeparator => "encoded path separator",
+            Self::ControlByte => "control byte in path",
+            Self::DotSegment => "dot segment in path",
+            Self::NotUtf8 => "path is not UTF-8",
+        })
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+/// A decoded request-target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `*` (only meaningful for OPTIONS).
+    Asterisk,
+    /// A path: starts with `/`, no empty, `.` or `..` segments, query dropped.
+    Path(String),
+}
+
+/// Decodes a raw request-target.
+pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
+    if raw == b"*" {
+        return Ok(Target::Asterisk);
+    }
+    let path = strip_absolute_form(raw)?;
+    let path = match path.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    if path.first() != Some(&b'/') {
+        return Err(TargetError::NotOriginForm);
+    }
+
+    let mut decoded = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        if b == b'%' {
+            let hi = path.get(i + 1).and_then(|&c| hex(c));
+            let lo = path.get(i + 2).and_then(|&c| hex(c));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(TargetError::BadPercentEncoding);
+            };
+            let byte = hi << 4 | lo;
+            if byte == b'/' || byte == b'\\' {
+                return Err(TargetError::EncodedSeparator);
+            }
+            decoded.push(byte);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    if decoded.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
+        return Err(TargetError::ControlByte);
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| TargetError::NotUtf8)?;
+
+    let mut normalized = String::with_capacity(decoded.len());
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        if segment == "." || segment == ".." {
+            return Err(TargetError::DotSegment);
+        }
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    if normalized.is_empty() || decoded.ends_with('/') {
+        normalized.push('/');
+    }
+    Ok(Target::Path(normalized))
+}
+
+/// Reduces `http://authority/path` to `/path` (RFC 9112 §3.2.2: servers must
+/// accept absolute-form); origin-form passes through.
+fn strip_absolute_form(raw: &[u8]) -> Result<&[u8], TargetError> {
+    let lower_starts = |prefix: &[u8]| {
+        raw.len() >= prefix.len() && raw[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    let rest = if lower_starts(b"http://") {
+        &raw[7..]
+    } else if lower_starts(b"https://") {
+        &raw[8..]
+    } else {
+        return Ok(raw);
+    };
+    match rest.iter().position(|&b| b == b'/') {
+        Some(i) => Ok(&rest[i..]),
+        None => Ok(b"/"),
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(raw: &str) -> Result<String, TargetError> {
+        decode(raw.as_bytes()).map(|t| match t {
+            Target::Path(p) => p,
+            Target::Asterisk => "*".into(),
+        })
+    }
+
+    #[test]
+    fn normalizes_ordinary_paths() {
+        assert_eq!(path("/v/a/720p/1.m4s?x=1").unwrap(), "/v/a/720p/1.m4s");
+        assert_eq!(path("/v//a///b").unwrap(), "/v/a/b");
+        assert_eq!(path("/v/a%20b").unwrap(), "/v/a b");
+        assert_eq!(path("/v/a/").unwrap(), "/v/a/");
+        assert_eq!(path("/").unwrap(), "/");
+        assert_eq!(path("http://example.com/v/a").unwrap(), "/v/a");
+        assert_eq!(path("HTTP://example.com").unwrap(), "/");
+        assert_eq!(path("*").unwrap(), "*");
+    }
+
+    #[test]
+    fn refuses_traversal_and_tricks() {
+        let cases = [
+            ("/v/../etc/passwd", TargetError::DotSegment),
+            ("/v/%2e%2e/etc", TargetError::DotSegment),
+            ("/v/%2E%2E/etc", TargetError::DotSegment),
+            ("/v/.%2e/etc", TargetError::DotSegment),
+            ("/v/./a", TargetError::DotSegment),
+            ("/v/a%2f..%2fb", TargetError::EncodedSeparator),
+            ("/v/a%5cb", TargetError::EncodedSeparator),
+            ("/v/a%00.m4s", TargetError::ControlByte),
+            ("/v/a%0d%0a", TargetError::ControlByte),
+            ("/v/a%zz", TargetError::BadPercentEncoding),
+            ("/v/a%4", TargetError::BadPercentEncoding),
+            ("/v/%ff", TargetError::NotUtf8),
+            ("v/a", TargetError::NotOriginForm),
+            ("", TargetError::NotOriginForm),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(path(raw), Err(want), "{raw}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `streamgate`: the appliance's command line (Contract 1).
+//!
+//! Subcommands present today: `engine` (the data plane) and `config check`.
+//! The others in Contract 1 arrive with the issues that build them.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use streamgate_engine::{AccessPolicy, Engine};
+
+use crate::config::FileConfig;
+
+#[derive(Parser)]
+#[command(name = "streamgate", version, about = "StreamGate streaming origin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the data plane: serve packaged assets over HTTP/1.1.
+    Engine(EngineArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// Configuration file (TOML, Contract 6).
+    #[arg(long, env = "STREAMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Assets root (default: <data_dir>/assets).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Public HTTP address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin address (/metrics, /healthz, /readyz).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Worker threads (0 = one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Serve every asset under /v/ without tokens.
+    #[arg(long)]
+    open: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file (environment applied).
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Engine(args) => run_engine(args),
+        Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("streamgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_engine(args: EngineArgs) -> Result<(), String> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let mut config = file.engine_config()?;
+    if let Some(root) = args.root {
+        config.root = root;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(admin) = args.admin {
+        config.admin = admin;
+    }
+    if let Some(threads) = args.threads {
+        config.threads = threads;
+    }
+    if args.open {
+        config.access = AccessPolicy::Open;
+    }
+    let summary = format!(
+        "serving {} at http://{}/v/ with {} workers; admin http://{}",
+        config.root.display(),
+        config.listen,
+        config.worker_count(),
+        config.admin
+    );
+    if config.access == AccessPolicy::Closed {
+        eprintln!(
+            "streamgate engine: no control plane to say which assets are open, so /v/ serves nothing; pass --open to serve every asset"
+        );
+    }
+    let engine = Engine::start(config).map_err(|e| e.to_string())?;
+    eprintln!("streamgate engine: {summary}");
+    let signal = streamgate_engine::wait_for_termination_signal();
+    eprintln!("streamgate engine: signal {signal}, draining");
+    if engine.shutdown() {
+        eprintln!("streamgate engine: drained, exiting");
+    } else {
+        eprintln!("streamgate engine: grace period over with responses still in flight, exiting");
+    }
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let config = FileConfig::load(Some(file))?;
+    let engine = config.engine_config()?;
+    println!(
+        "{}: ok (data_dir {}, engine listen {}, admin {}, root {})",
+        file.display(),
+        config.data_dir.display(),
+        engine.listen,
+        engine.admin,
+        engine.root.display()
+    );
+    let unchecked: Vec<&str> = [
+        ("[control]", config.control.is_empty()),
+        ("[chains]", config.chains.is_empty()),
+        ("[nft]", config.nft.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(name, empty)| (!empty).then_some(name))
+    .collect();
+    if !unchecked.is_empty() {
+        println!("note: {} accepted but not validated yet (control plane not built)", unchecked.join(", "));
+    }
+    Ok(())
+}
