@@ -82,7 +82,10 @@ impl FileConfig {
     /// The engine's configuration (before command-line overrides).
     pub fn engine_config(&self) -> Result<EngineConfig, String> {
         let e = &self.engine;
-        let root = e.root.clone().unwrap_or_else(|| self.data_dir.join("assets"));
+        let root = e
+            .root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("assets"));
         let mut c = EngineConfig::new(root);
         if let Some(v) = e.listen {
             c.listen = v;
@@ -97,10 +100,18 @@ impl FileConfig {
             c.access = AccessPolicy::Open;
         }
         for (value, slot, key) in [
-            (&e.header_timeout, &mut c.header_timeout, "engine.header_timeout"),
+            (
+                &e.header_timeout,
+                &mut c.header_timeout,
+                "engine.header_timeout",
+            ),
             (&e.idle_timeout, &mut c.idle_timeout, "engine.idle_timeout"),
             (&e.send_timeout, &mut c.send_timeout, "engine.send_timeout"),
-            (&e.shutdown_grace, &mut c.shutdown_grace, "engine.shutdown_grace"),
+            (
+                &e.shutdown_grace,
+                &mut c.shutdown_grace,
+                "engine.shutdown_grace",
+            ),
         ] {
             if let Some(text) = value {
                 *slot = parse_duration(text).map_err(|e| format!("{key}: {e}"))?;
@@ -134,7 +145,10 @@ impl FileConfig {
 /// Applies `STREAMGATE_KEY` and `STREAMGATE_SECTION__KEY` variables. A value
 /// that parses as a TOML value (number, bool, array) is taken as one;
 /// anything else is a string.
-fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<(), String> {
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<(), String> {
     for (name, raw) in vars {
         let Some(path) = name.strip_prefix("STREAMGATE_") else {
             continue;
@@ -164,7 +178,9 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -196,9 +212,14 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let mut table: toml::Table = "[engine]\nlisten = \"127.0.0.1:1\"\nthreads = 4\n".parse().unwrap();
+        let mut table: toml::Table = "[engine]\nlisten = \"127.0.0.1:1\"\nthreads = 4\n"
+            .parse()
+            .unwrap();
         let vars = [
-            ("STREAMGATE_ENGINE__LISTEN".to_string(), "127.0.0.1:2".to_string()),
+            (
+                "STREAMGATE_ENGINE__LISTEN".to_string(),
+                "127.0.0.1:2".to_string(),
+            ),
             ("STREAMGATE_ENGINE__OPEN".to_string(), "true".to_string()),
             ("STREAMGATE_DATA_DIR".to_string(), "/srv/sg".to_string()),
             ("UNRELATED".to_string(), "x".to_string()),

@@ -138,7 +138,10 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     .filter_map(|(name, empty)| (!empty).then_some(name))
     .collect();
     if !unchecked.is_empty() {
-        println!("note: {} accepted but not validated yet (control plane not built)", unchecked.join(", "));
+        println!(
+            "note: {} accepted but not validated yet (control plane not built)",
+            unchecked.join(", ")
+        );
     }
     Ok(())
 }

@@ -16,7 +16,12 @@ use streamgate_net::response::{DateCache, HeadWriter};
 use crate::shutdown::Drain;
 
 /// Binds the admin address and serves it on a background thread.
-pub fn start(addr: SocketAddr, metrics: PrometheusHandle, ready: Arc<AtomicBool>, drain: Drain) -> io::Result<()> {
+pub fn start(
+    addr: SocketAddr,
+    metrics: PrometheusHandle,
+    ready: Arc<AtomicBool>,
+    drain: Drain,
+) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     std::thread::Builder::new()
         .name("sg-admin".into())
@@ -64,7 +69,12 @@ fn handle(
     stream.write_all(body.as_bytes())
 }
 
-fn route(req: &request::Request<'_>, metrics: &PrometheusHandle, ready: &AtomicBool, drain: &Drain) -> (u16, &'static str, String) {
+fn route(
+    req: &request::Request<'_>,
+    metrics: &PrometheusHandle,
+    ready: &AtomicBool,
+    drain: &Drain,
+) -> (u16, &'static str, String) {
     if !matches!(req.method, Method::Get | Method::Head) {
         return (405, "text/plain", "method not allowed\n".into());
     }
@@ -75,7 +85,9 @@ fn route(req: &request::Request<'_>, metrics: &PrometheusHandle, ready: &AtomicB
             (200, "text/plain; version=0.0.4", metrics.render())
         }
         b"/healthz" => (200, "text/plain", "ok\n".into()),
-        b"/readyz" if ready.load(Ordering::SeqCst) && !drain.is_triggered() => (200, "text/plain", "ready\n".into()),
+        b"/readyz" if ready.load(Ordering::SeqCst) && !drain.is_triggered() => {
+            (200, "text/plain", "ready\n".into())
+        }
         b"/readyz" => (503, "text/plain", "not ready\n".into()),
         _ => (404, "text/plain", "not found\n".into()),
     }

@@ -152,8 +152,14 @@ mod tests {
         let mut c = HotCache::new(100, 50);
         put(&mut c, "a", 1, 10);
         assert!(c.get("a", &stamp(1, 10)).is_some());
-        assert!(c.get("a", &stamp(2, 10)).is_none(), "replaced file must miss");
-        assert!(c.get("a", &stamp(1, 10)).is_none(), "stale entry was dropped");
+        assert!(
+            c.get("a", &stamp(2, 10)).is_none(),
+            "replaced file must miss"
+        );
+        assert!(
+            c.get("a", &stamp(1, 10)).is_none(),
+            "stale entry was dropped"
+        );
         assert_eq!(c.used(), 0);
     }
 

@@ -11,6 +11,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
 use streamgate_net::request::{self, Parsed};
@@ -47,10 +48,13 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
                 let reply = {
                     let mut stats = worker.stats.borrow_mut();
                     let mut dates = worker.dates.borrow_mut();
-                    worker.site.respond(&request, &mut head, dates.now(), closing, &mut stats)
+                    worker
+                        .site
+                        .respond(&request, &mut head, dates.now(), closing, &mut stats)
                 };
                 let method = request.method.as_str();
                 let status = reply.status;
+                let closing = reply.close;
                 let sent = send_reply(&stream, &head, reply, worker.config.send_timeout).await;
                 worker.stats.borrow_mut().request(
                     method,
@@ -108,7 +112,9 @@ async fn read_some(
         return (ReadOutcome::TimedOut, None);
     }
     let before = buf.len();
-    let read = monoio::time::timeout(wait, stream.read(buf));
+    // Read into the spare capacity: a plain Vec would be overwritten from 0.
+    let spare = buf.slice_mut(before..);
+    let read = monoio::time::timeout(wait, stream.read(spare));
     let result = monoio::select! {
         r = read => r,
         _ = drain.as_mut(), if idle => return (ReadOutcome::Draining, None),
@@ -116,9 +122,9 @@ async fn read_some(
     match result {
         Err(_elapsed) => (ReadOutcome::TimedOut, None),
         Ok((Ok(0), _)) => (ReadOutcome::Closed, None),
-        Ok((Ok(_), b)) if b.len() > before => (ReadOutcome::Data, Some(b)),
-        Ok((Ok(_), _)) => (ReadOutcome::Closed, None),
+        Ok((Ok(_), b)) => (ReadOutcome::Data, Some(b.into_inner())),
         Ok((Err(e), b)) if e.kind() == io::ErrorKind::WouldBlock => {
+            let b = b.into_inner();
             // Only on kernels where io_uring honours O_NONBLOCK for recv.
             match stream.readable(false).await {
                 Ok(()) => (ReadOutcome::Data, Some(b)),
@@ -130,7 +136,12 @@ async fn read_some(
 }
 
 /// Sends a reply within the send timeout; returns the bytes written.
-async fn send_reply(stream: &TcpStream, head: &[u8], reply: Reply, limit: Duration) -> io::Result<u64> {
+async fn send_reply(
+    stream: &TcpStream,
+    head: &[u8],
+    reply: Reply,
+    limit: Duration,
+) -> io::Result<u64> {
     let body_len = reply.body.len();
     let sending = async {
         match &reply.body {

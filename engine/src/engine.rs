@@ -57,7 +57,9 @@ impl Engine {
     /// it starts; collect them with [`crate::wait_for_termination_signal`].
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
         shutdown::block_termination_signals();
-        let root = Arc::new(Root::open(&config.root).map_err(|e| EngineError::Root(config.root.clone(), e))?);
+        let root = Arc::new(
+            Root::open(&config.root).map_err(|e| EngineError::Root(config.root.clone(), e))?,
+        );
         let metrics = telemetry::install().map_err(EngineError::Metrics)?;
         let config = Arc::new(config);
         let drain = Drain::default();
@@ -97,7 +99,9 @@ impl Engine {
                 }
                 Err(_) => {
                     engine.stop_now();
-                    return Err(EngineError::Worker(io::Error::other("worker exited during start")));
+                    return Err(EngineError::Worker(io::Error::other(
+                        "worker exited during start",
+                    )));
                 }
             }
         }

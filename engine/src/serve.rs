@@ -61,6 +61,9 @@ pub struct Reply {
     pub status: u16,
     /// The body to send after the head.
     pub body: Body,
+    /// Whether the head says `Connection: close` (the caller's request, or a
+    /// target so malformed that the peer is not worth keeping).
+    pub close: bool,
 }
 
 /// Which origins CORS allows.
@@ -110,14 +113,26 @@ impl Site {
         closing: bool,
         stats: &mut WorkerStats,
     ) -> Reply {
-        let respond_error = |head: &mut Vec<u8>, status| self.error(head, date, closing, req.fields.origin, status);
+        let respond_error = |head: &mut Vec<u8>, status| {
+            self.error(
+                head,
+                date,
+                closing || status == 400,
+                req.fields.origin,
+                status,
+            )
+        };
         let path = match target::decode(req.target) {
             Ok(Target::Path(path)) => path,
             Ok(Target::Asterisk) if req.method == Method::Options => {
                 let mut w = HeadWriter::new(head, 204, date);
                 w.header("Allow", ALLOW);
                 finish(w, closing);
-                return Reply { status: 204, body: Body::Empty };
+                return Reply {
+                    status: 204,
+                    body: Body::Empty,
+                    close: closing,
+                };
             }
             Ok(Target::Asterisk) | Err(_) => return respond_error(head, 400),
         };
@@ -130,9 +145,16 @@ impl Site {
             _ => return respond_error(head, 405),
         }
         match self.lookup(relative, stats) {
-            Ok((stamp, validators, content)) => {
-                self.file_reply(req, head, date, closing, relative, stamp, &validators, content)
-            }
+            Ok((stamp, validators, content)) => self.file_reply(
+                req,
+                head,
+                date,
+                closing,
+                relative,
+                stamp,
+                &validators,
+                content,
+            ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => respond_error(head, 404),
             Err(_) => respond_error(head, 503),
         }
@@ -167,12 +189,21 @@ impl Site {
             let stamp = self.root.stamp(relative)?;
             if let Some(entry) = cache.get(relative, &stamp) {
                 stats.cache(true);
-                return Ok((stamp, Rc::clone(&entry.validators), Content::Memory(entry.body.clone())));
+                return Ok((
+                    stamp,
+                    Rc::clone(&entry.validators),
+                    Content::Memory(entry.body.clone()),
+                ));
             }
         }
         stats.cache(false);
         let (file, stamp) = self.root.open_file(relative)?;
-        let validators = Rc::new(Validators::new(stamp.ino, stamp.size, stamp.mtime_secs, stamp.mtime_nanos));
+        let validators = Rc::new(Validators::new(
+            stamp.ino,
+            stamp.size,
+            stamp.mtime_secs,
+            stamp.mtime_nanos,
+        ));
         if cache.admits(stamp.size) {
             let body = Bytes::from(fs::read_all(&file, stamp.size)?);
             cache.insert(relative, stamp, Rc::clone(&validators), body.clone());
@@ -205,10 +236,16 @@ impl Site {
             let mut w = HeadWriter::new(head, 304, date);
             self.validator_headers(&mut w, validators, cache_control, f.origin);
             finish(w, closing);
-            return Reply { status: 304, body: Body::Empty };
+            return Reply {
+                status: 304,
+                body: Body::Empty,
+                close: closing,
+            };
         }
         let decision = match f.range {
-            Some(range) if conditional::if_range_allows(f.if_range, validators) => range::evaluate(range, size),
+            Some(range) if conditional::if_range_allows(f.if_range, validators) => {
+                range::evaluate(range, size)
+            }
             _ => RangeDecision::Full,
         };
         let (status, start, len) = match decision {
@@ -220,7 +257,11 @@ impl Site {
                     .header("Content-Length", 0);
                 self.cors_headers(&mut w, f.origin);
                 finish(w, closing);
-                return Reply { status: 416, body: Body::Empty };
+                return Reply {
+                    status: 416,
+                    body: Body::Empty,
+                    close: closing,
+                };
             }
         };
         let mut w = HeadWriter::new(head, status, date);
@@ -228,7 +269,10 @@ impl Site {
             .header("Content-Length", len)
             .header("Accept-Ranges", "bytes");
         if status == 206 {
-            w.header("Content-Range", format_args!("bytes {start}-{}/{size}", start + len - 1));
+            w.header(
+                "Content-Range",
+                format_args!("bytes {start}-{}/{size}", start + len - 1),
+            );
         }
         self.validator_headers(&mut w, validators, cache_control, f.origin);
         finish(w, closing);
@@ -236,14 +280,30 @@ impl Site {
             Body::Empty
         } else {
             match content {
-                Content::Memory(bytes) => Body::Memory(bytes.slice(start as usize..(start + len) as usize)),
-                Content::File(file) => Body::File { file, offset: start, len },
+                Content::Memory(bytes) => {
+                    Body::Memory(bytes.slice(start as usize..(start + len) as usize))
+                }
+                Content::File(file) => Body::File {
+                    file,
+                    offset: start,
+                    len,
+                },
             }
         };
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            close: closing,
+        }
     }
 
-    fn validator_headers(&self, w: &mut HeadWriter<'_>, v: &Validators, cache_control: &str, origin: Option<&[u8]>) {
+    fn validator_headers(
+        &self,
+        w: &mut HeadWriter<'_>,
+        v: &Validators,
+        cache_control: &str,
+        origin: Option<&[u8]>,
+    ) {
         w.header("ETag", &v.etag)
             .header("Last-Modified", &v.last_modified)
             .header("Cache-Control", cache_control);
@@ -253,14 +313,23 @@ impl Site {
     fn preflight(&self, req: &Request<'_>, head: &mut Vec<u8>, date: &str, closing: bool) -> Reply {
         let mut w = HeadWriter::new(head, 204, date);
         w.header("Allow", ALLOW);
-        if req.fields.access_control_request_method.is_some() && self.allowed_origin(req.fields.origin).is_some() {
+        if req.fields.access_control_request_method.is_some()
+            && self.allowed_origin(req.fields.origin).is_some()
+        {
             w.header("Access-Control-Allow-Methods", ALLOW)
-                .header("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since, If-Range")
+                .header(
+                    "Access-Control-Allow-Headers",
+                    "Range, If-None-Match, If-Modified-Since, If-Range",
+                )
                 .header("Access-Control-Max-Age", 86400);
         }
         self.cors_headers(&mut w, req.fields.origin);
         finish(w, closing);
-        Reply { status: 204, body: Body::Empty }
+        Reply {
+            status: 204,
+            body: Body::Empty,
+            close: closing,
+        }
     }
 
     /// The `Access-Control-Allow-Origin` value for a request's Origin.
@@ -285,7 +354,14 @@ impl Site {
     }
 
     /// A short text error. Errors are not cached by shared caches.
-    fn error(&self, head: &mut Vec<u8>, date: &str, closing: bool, origin: Option<&[u8]>, status: u16) -> Reply {
+    fn error(
+        &self,
+        head: &mut Vec<u8>,
+        date: &str,
+        closing: bool,
+        origin: Option<&[u8]>,
+        status: u16,
+    ) -> Reply {
         let text = error_text(status);
         let mut w = HeadWriter::new(head, status, date);
         w.header("Content-Type", "text/plain; charset=utf-8")
@@ -302,6 +378,7 @@ impl Site {
         Reply {
             status,
             body: Body::Memory(Bytes::from_static(text.as_bytes())),
+            close: closing,
         }
     }
 }

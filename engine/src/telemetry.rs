@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Metric names, shared by the recorder setup and the flush.
@@ -30,8 +32,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
         return Ok(handle.clone());
     }
     let buckets = [
-        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-        0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0, 10.0,
     ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -41,17 +43,46 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
-    describe_counter!(name::REQUESTS, "HTTP requests answered, by method and status");
-    describe_counter!(name::BYTES_SENT, Unit::Bytes, "Response bytes written, heads included");
-    describe_histogram!(name::DURATION, Unit::Seconds, "Time from a complete request head to the last byte written");
+    describe_counter!(
+        name::REQUESTS,
+        "HTTP requests answered, by method and status"
+    );
+    describe_counter!(
+        name::BYTES_SENT,
+        Unit::Bytes,
+        "Response bytes written, heads included"
+    );
+    describe_histogram!(
+        name::DURATION,
+        Unit::Seconds,
+        "Time from a complete request head to the last byte written"
+    );
     describe_gauge!(name::OPEN_CONNECTIONS, "Client connections currently open");
-    describe_counter!(name::REJECTED, "Connections refused with 503 at the connection cap");
-    describe_counter!(name::CACHE_HITS, "Responses served from the hot-segment cache");
-    describe_counter!(name::CACHE_MISSES, "File responses not served from the hot-segment cache");
-    describe_gauge!(name::CACHE_BYTES, Unit::Bytes, "Bytes held by the hot-segment caches");
+    describe_counter!(
+        name::REJECTED,
+        "Connections refused with 503 at the connection cap"
+    );
+    describe_counter!(
+        name::CACHE_HITS,
+        "Responses served from the hot-segment cache"
+    );
+    describe_counter!(
+        name::CACHE_MISSES,
+        "File responses not served from the hot-segment cache"
+    );
+    describe_gauge!(
+        name::CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes held by the hot-segment caches"
+    );
     // Publish every unlabelled series at zero so dashboards and alerts see
     // them before the first request.
-    for metric in [name::BYTES_SENT, name::REJECTED, name::CACHE_HITS, name::CACHE_MISSES] {
+    for metric in [
+        name::BYTES_SENT,
+        name::REJECTED,
+        name::CACHE_HITS,
+        name::CACHE_MISSES,
+    ] {
         counter!(metric).absolute(0);
     }
     gauge!(name::OPEN_CONNECTIONS).set(0.0);

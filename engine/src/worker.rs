@@ -162,7 +162,7 @@ async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
         if drain.is_triggered() && !worker.drain.is_drained() {
             worker.drain.fire();
         }
-        if ticks % FLUSH_EVERY == 0 {
+        if ticks.is_multiple_of(FLUSH_EVERY) {
             let mut stats = worker.stats.borrow_mut();
             stats.cache_bytes(worker.site.cache_bytes());
             stats.flush();

@@ -110,7 +110,11 @@ mod tests {
     fn if_none_match_uses_weak_comparison() {
         let tag = v().etag;
         assert!(not_modified(Some(tag.as_bytes()), None, &v()));
-        assert!(not_modified(Some(format!("\"x\", W/{tag}").as_bytes()), None, &v()));
+        assert!(not_modified(
+            Some(format!("\"x\", W/{tag}").as_bytes()),
+            None,
+            &v()
+        ));
         assert!(not_modified(Some(b"*"), None, &v()));
         assert!(!not_modified(Some(b"\"other\""), None, &v()));
         // If-None-Match present and not matching: If-Modified-Since is ignored.
@@ -122,10 +126,18 @@ mod tests {
     fn if_modified_since() {
         let lm = v().last_modified.clone();
         assert!(not_modified(None, Some(lm.as_bytes()), &v()));
-        assert!(!not_modified(None, Some(b"Sun, 06 Nov 1994 08:49:37 GMT"), &v()));
+        assert!(!not_modified(
+            None,
+            Some(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            &v()
+        ));
         assert!(!not_modified(None, Some(b"garbage"), &v()));
         // The obsolete formats are accepted too.
-        assert!(not_modified(None, Some(b"Sunday, 06-Nov-94 08:49:37 GMT"), &Validators::new(1, 1, 784_111_777, 0)));
+        assert!(not_modified(
+            None,
+            Some(b"Sunday, 06-Nov-94 08:49:37 GMT"),
+            &Validators::new(1, 1, 784_111_777, 0)
+        ));
     }
 
     #[test]
@@ -133,9 +145,15 @@ mod tests {
         let val = v();
         assert!(if_range_allows(None, &val));
         assert!(if_range_allows(Some(val.etag.as_bytes()), &val));
-        assert!(!if_range_allows(Some(format!("W/{}", val.etag).as_bytes()), &val));
+        assert!(!if_range_allows(
+            Some(format!("W/{}", val.etag).as_bytes()),
+            &val
+        ));
         assert!(!if_range_allows(Some(b"\"stale\""), &val));
         assert!(if_range_allows(Some(val.last_modified.as_bytes()), &val));
-        assert!(!if_range_allows(Some(b"Sun, 06 Nov 1994 08:49:37 GMT"), &val));
+        assert!(!if_range_allows(
+            Some(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            &val
+        ));
     }
 }

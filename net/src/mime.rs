@@ -38,11 +38,17 @@ mod tests {
     fn media_types() {
         assert_eq!(classify("a/master.m3u8").0, "application/vnd.apple.mpegurl");
         assert_eq!(classify("a/manifest.mpd").0, "application/dash+xml");
-        assert_eq!(classify("a/720p/1.M4S"), ("video/iso.segment", CacheClass::Immutable));
+        assert_eq!(
+            classify("a/720p/1.M4S"),
+            ("video/iso.segment", CacheClass::Immutable)
+        );
         assert_eq!(classify("a/720p/init.mp4").1, CacheClass::Immutable);
         assert_eq!(classify("a/x.ts").0, "video/mp2t");
         assert_eq!(classify("a/sub.vtt").0, "text/vtt; charset=utf-8");
         assert_eq!(classify("a/poster.jpg").0, "image/jpeg");
-        assert_eq!(classify("a/noext"), ("application/octet-stream", CacheClass::Manifest));
+        assert_eq!(
+            classify("a/noext"),
+            ("application/octet-stream", CacheClass::Manifest)
+        );
     }
 }

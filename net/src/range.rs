@@ -120,7 +120,10 @@ mod tests {
     fn single_ranges() {
         assert_eq!(evaluate(b"bytes=0-9", 100), Partial { start: 0, end: 9 });
         assert_eq!(evaluate(b"bytes=90-", 100), Partial { start: 90, end: 99 });
-        assert_eq!(evaluate(b"bytes=90-1000", 100), Partial { start: 90, end: 99 });
+        assert_eq!(
+            evaluate(b"bytes=90-1000", 100),
+            Partial { start: 90, end: 99 }
+        );
         assert_eq!(evaluate(b"bytes=-10", 100), Partial { start: 90, end: 99 });
         assert_eq!(evaluate(b"bytes=-1000", 100), Partial { start: 0, end: 99 });
         assert_eq!(evaluate(b"Bytes = 1-1", 100), Full); // space before '=' is not the unit

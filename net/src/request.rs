@@ -462,8 +462,16 @@ mod tests {
     #[test]
     fn connection_semantics_by_version() {
         assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").0.keep_alive);
-        assert!(complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").0.keep_alive);
-        assert!(!complete(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n").0.keep_alive);
+        assert!(
+            complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .0
+                .keep_alive
+        );
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n")
+                .0
+                .keep_alive
+        );
     }
 
     #[test]
@@ -515,19 +523,40 @@ mod tests {
             max_headers: 2,
         };
         let long_uri = format!("GET /{} HTTP/1.1\r\n", "a".repeat(40));
-        assert_eq!(parse(long_uri.as_bytes(), &limits), Err(ParseError::UriTooLong));
+        assert_eq!(
+            parse(long_uri.as_bytes(), &limits),
+            Err(ParseError::UriTooLong)
+        );
         // Too long even before the line end arrives.
-        assert_eq!(parse(&long_uri.as_bytes()[..36], &limits), Err(ParseError::UriTooLong));
+        assert_eq!(
+            parse(&long_uri.as_bytes()[..36], &limits),
+            Err(ParseError::UriTooLong)
+        );
         let big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "b".repeat(60));
-        assert_eq!(parse(big.as_bytes(), &limits), Err(ParseError::HeadTooLarge));
+        assert_eq!(
+            parse(big.as_bytes(), &limits),
+            Err(ParseError::HeadTooLarge)
+        );
         let many = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
         assert_eq!(parse(many, &limits), Err(ParseError::HeadTooLarge));
     }
 
     #[test]
     fn detects_bodies() {
-        assert!(complete(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n").0.has_body);
-        assert!(complete(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").0.has_body);
-        assert!(!complete(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").0.has_body);
+        assert!(
+            complete(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n")
+                .0
+                .has_body
+        );
+        assert!(
+            complete(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .0
+                .has_body
+        );
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+                .0
+                .has_body
+        );
     }
 }

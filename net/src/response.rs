@@ -42,7 +42,11 @@ impl<'a> HeadWriter<'a> {
     pub fn new(buf: &'a mut Vec<u8>, status: u16, date: &str) -> Self {
         buf.clear();
         // Writing into a Vec cannot fail.
-        let _ = write!(buf, "HTTP/1.1 {status} {}\r\nDate: {date}\r\n", reason(status));
+        let _ = write!(
+            buf,
+            "HTTP/1.1 {status} {}\r\nDate: {date}\r\n",
+            reason(status)
+        );
         Self { buf }
     }
 
@@ -86,7 +90,8 @@ mod tests {
     fn writes_a_head() {
         let mut buf = Vec::new();
         let mut w = HeadWriter::new(&mut buf, 206, "Thu, 01 Jan 1970 00:00:00 GMT");
-        w.header("Content-Length", 10).header("Content-Range", "bytes 0-9/100");
+        w.header("Content-Length", 10)
+            .header("Content-Range", "bytes 0-9/100");
         w.finish();
         assert_eq!(
             String::from_utf8(buf).unwrap(),

@@ -104,7 +104,9 @@ pub async fn sendfile_all(
         .ok_or(io::ErrorKind::InvalidInput)?;
     while off < end {
         // Linux caps one call at 0x7ffff000 bytes.
-        let chunk = usize::try_from(end - off).unwrap_or(usize::MAX).min(0x7fff_f000);
+        let chunk = usize::try_from(end - off)
+            .unwrap_or(usize::MAX)
+            .min(0x7fff_f000);
         // SAFETY: both descriptors are open for the duration of the call and
         // `off` is a valid pointer to an off_t.
         let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, chunk) };
