@@ -49,6 +49,7 @@ pub struct EngineSection {
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
     cache_max_object: Option<usize>,
+    cache_open_files: Option<usize>,
     manifest_max_age: Option<u32>,
     cors_origins: Option<Vec<String>>,
     max_request_line: Option<usize>,
@@ -125,6 +126,9 @@ impl FileConfig {
         }
         if let Some(v) = e.cache_max_object {
             c.cache_max_object = v;
+        }
+        if let Some(v) = e.cache_open_files {
+            c.cache_open_files = v;
         }
         if let Some(v) = e.manifest_max_age {
             c.manifest_max_age = v;

@@ -1,1 +1,47 @@
-fn main() {}
+//! `streamgate-bench`: side-by-side benchmarks against an anchor, in one run.
+//!
+//! `streamgate-bench http` serves the same files from Debian's nginx and from
+//! `streamgate engine`, drives both with the same `wrk` load in interleaved
+//! rounds (A B, B A, …), and reports medians of req/s, MB/s, p99 latency and
+//! requests per server CPU-second — the last from the server's own
+//! utime+stime in /proc, which holds still on a small shared machine where
+//! the load generator competes for the same cores.
+
+mod harness;
+mod http;
+mod procstat;
+mod sendpath;
+mod wrk;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("http") => http::Options::parse(&args[1..]).and_then(|o| http::run(&o)),
+        Some("sendpath") => sendpath::Options::parse(&args[1..]).and_then(|o| sendpath::run(&o)),
+        Some("sendpath-serve") => serve_one(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamgate-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sendpath-serve MODE PORT FILE`: one experimental responder (internal).
+fn serve_one(args: &[String]) -> Result<(), String> {
+    let [mode, port, file] = args else {
+        return Err("usage: streamgate-bench sendpath-serve MODE PORT FILE".into());
+    };
+    let mode = sendpath::Mode::from_name(mode).ok_or_else(|| format!("unknown mode {mode}"))?;
+    let port = port.parse().map_err(|_| format!("bad port {port}"))?;
+    sendpath::serve(mode, port, std::path::Path::new(file)).map_err(|e| e.to_string())
+}
+
+const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS] [--connections C] \
+[--threads T] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]";

@@ -1,13 +1,18 @@
 //! The per-core hot-segment cache.
 //!
 //! Each worker owns one, so a hit takes no lock and touches no shared cache
-//! line. Entries are keyed by asset-relative path and carry the file's stamp
-//! (device, inode, size, mtime); every lookup is checked against a fresh
+//! line. An entry holds what serving a file needs without touching the disk
+//! again: validators plus either the whole body in memory (small files, where
+//! one copy is cheaper than the splice round trip) or an open descriptor to
+//! splice from at any offset (larger files: zero copy, no open/close per
+//! request). Entries are keyed by asset-relative path and carry the file's
+//! stamp (device, inode, size, mtime); every lookup is checked against a fresh
 //! `fstatat`, so a file replaced by rename or rewritten in place is never
-//! served from the old copy. Eviction is CLOCK (second chance), bounded in
-//! bytes.
+//! served from the old copy. Eviction is CLOCK (second chance), bounded by
+//! bytes held in memory and by entry count (open descriptors).
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -15,41 +20,69 @@ use streamgate_net::conditional::Validators;
 
 use crate::fs::FileStamp;
 
+/// Where a cached file's bytes come from.
+#[derive(Clone)]
+pub enum Cached {
+    /// The whole body, in memory.
+    Memory(Bytes),
+    /// An open descriptor of exactly the stamped version.
+    File(Rc<File>),
+}
+
+impl Cached {
+    fn memory(&self) -> usize {
+        match self {
+            Self::Memory(b) => b.len(),
+            Self::File(_) => 0,
+        }
+    }
+}
+
 /// One cached file version.
 pub struct Entry {
-    /// The file's stamp when it was read.
+    /// The file's stamp when it was opened.
     pub stamp: FileStamp,
     /// Validators derived from the stamp (computed once, reused per hit).
     pub validators: Rc<Validators>,
-    /// The whole body.
-    pub body: Bytes,
+    /// The body or the descriptor to send it from.
+    pub content: Cached,
     referenced: bool,
 }
 
-/// A byte-bounded CLOCK cache.
+/// Bounds of one worker's cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of bodies held in memory.
+    pub memory_bytes: usize,
+    /// Largest body held in memory; larger files are cached as descriptors.
+    pub max_memory_object: usize,
+    /// Entries (each larger file holds one open descriptor).
+    pub max_entries: usize,
+}
+
+/// A CLOCK cache bounded by memory and entry count.
 pub struct HotCache {
-    budget: usize,
-    max_object: usize,
+    limits: Limits,
     used: usize,
     map: HashMap<Rc<str>, Entry>,
     clock: VecDeque<Rc<str>>,
 }
 
 impl HotCache {
-    /// A cache of at most `budget` bytes admitting objects up to `max_object`.
-    pub fn new(budget: usize, max_object: usize) -> Self {
+    /// An empty cache.
+    pub fn new(limits: Limits) -> Self {
         Self {
-            budget,
-            max_object: max_object.min(budget),
+            limits,
             used: 0,
             map: HashMap::new(),
             clock: VecDeque::new(),
         }
     }
 
-    /// Whether a body of `size` bytes would be admitted.
-    pub fn admits(&self, size: u64) -> bool {
-        usize::try_from(size).is_ok_and(|s| s <= self.max_object)
+    /// Whether a body of `size` bytes is kept in memory (else as a descriptor).
+    pub fn keeps_in_memory(&self, size: u64) -> bool {
+        usize::try_from(size)
+            .is_ok_and(|s| s <= self.limits.max_memory_object.min(self.limits.memory_bytes))
     }
 
     /// Whether an entry (fresh or not) exists for `key`: a miss needs no stat.
@@ -70,39 +103,54 @@ impl HotCache {
         Some(entry)
     }
 
-    /// Inserts a body, evicting older entries as needed.
-    pub fn insert(&mut self, key: &str, stamp: FileStamp, validators: Rc<Validators>, body: Bytes) {
-        if !self.admits(body.len() as u64) {
+    /// Inserts an entry, evicting older ones as needed.
+    pub fn insert(
+        &mut self,
+        key: &str,
+        stamp: FileStamp,
+        validators: Rc<Validators>,
+        content: Cached,
+    ) {
+        let size = content.memory();
+        if size > self.limits.memory_bytes || self.limits.max_entries == 0 {
             return;
         }
         self.remove(key);
-        while self.used + body.len() > self.budget {
+        while self.used + size > self.limits.memory_bytes
+            || self.map.len() >= self.limits.max_entries
+        {
             if !self.evict_one() {
                 return;
             }
         }
         let key: Rc<str> = Rc::from(key);
-        self.used += body.len();
+        self.used += size;
         self.clock.push_back(Rc::clone(&key));
         self.map.insert(
             key,
             Entry {
                 stamp,
                 validators,
-                body,
+                content,
                 referenced: false,
             },
         );
     }
 
-    /// Bytes held.
+    /// Bytes held in memory.
     pub fn used(&self) -> usize {
         self.used
     }
 
+    /// Entries held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     fn remove(&mut self, key: &str) {
         if let Some(old) = self.map.remove(key) {
-            self.used -= old.body.len();
+            self.used -= old.content.memory();
         }
     }
 
@@ -141,15 +189,28 @@ mod tests {
         }
     }
 
+    fn cache(memory_bytes: usize, max_memory_object: usize, max_entries: usize) -> HotCache {
+        HotCache::new(Limits {
+            memory_bytes,
+            max_memory_object,
+            max_entries,
+        })
+    }
+
     fn put(c: &mut HotCache, key: &str, ino: u64, size: usize) {
         let s = stamp(ino, size as u64);
         let v = Rc::new(Validators::new(ino, size as u64, 1, 0));
-        c.insert(key, s, v, Bytes::from(vec![0u8; size]));
+        let content = if c.keeps_in_memory(size as u64) {
+            Cached::Memory(Bytes::from(vec![0u8; size]))
+        } else {
+            Cached::File(Rc::new(File::open("/dev/null").unwrap()))
+        };
+        c.insert(key, s, v, content);
     }
 
     #[test]
     fn stale_entries_are_never_returned() {
-        let mut c = HotCache::new(100, 50);
+        let mut c = cache(100, 50, 10);
         put(&mut c, "a", 1, 10);
         assert!(c.get("a", &stamp(1, 10)).is_some());
         assert!(
@@ -165,7 +226,7 @@ mod tests {
 
     #[test]
     fn stays_within_budget_and_keeps_referenced_entries() {
-        let mut c = HotCache::new(100, 50);
+        let mut c = cache(100, 50, 10);
         put(&mut c, "a", 1, 40);
         put(&mut c, "b", 2, 40);
         assert!(c.get("a", &stamp(1, 40)).is_some()); // a gets a second chance
@@ -177,10 +238,16 @@ mod tests {
     }
 
     #[test]
-    fn refuses_objects_over_the_limit() {
-        let mut c = HotCache::new(100, 50);
+    fn large_files_are_kept_as_descriptors_within_the_entry_bound() {
+        let mut c = cache(100, 50, 2);
         put(&mut c, "big", 1, 60);
-        assert_eq!(c.used(), 0);
-        assert!(!c.admits(60));
+        assert_eq!(c.used(), 0, "a descriptor holds no body in memory");
+        assert!(matches!(
+            c.get("big", &stamp(1, 60)).map(|e| &e.content),
+            Some(Cached::File(_))
+        ));
+        put(&mut c, "big2", 2, 600);
+        put(&mut c, "big3", 3, 6000);
+        assert_eq!(c.len(), 2, "entry bound holds");
     }
 }

@@ -40,10 +40,14 @@ pub struct EngineConfig {
     pub send_timeout: Duration,
     /// Open connections allowed across all workers; past it new ones get 503.
     pub max_connections: usize,
-    /// Hot-segment cache budget across all workers, in bytes (0 disables).
+    /// Hot-cache memory across all workers, in bytes, for small bodies.
     pub cache_bytes: usize,
-    /// Largest file the hot cache admits.
+    /// Largest body kept in memory; larger files are cached as open
+    /// descriptors and spliced (zero copy).
     pub cache_max_object: usize,
+    /// Hot-cache entries across all workers (bounds open descriptors);
+    /// 0 disables the cache.
+    pub cache_open_files: usize,
     /// `max-age` for playlists, MPDs and unknown types, in seconds.
     pub manifest_max_age: u32,
     /// Allowed CORS origins; `["*"]` allows any.
@@ -67,7 +71,8 @@ impl EngineConfig {
             send_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             cache_bytes: 256 << 20,
-            cache_max_object: 4 << 20,
+            cache_max_object: 16 << 10,
+            cache_open_files: 4096,
             manifest_max_age: 2,
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),

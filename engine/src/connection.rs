@@ -55,7 +55,7 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
                 let method = request.method.as_str();
                 let status = reply.status;
                 let closing = reply.close;
-                let sent = send_reply(&stream, &head, reply, worker.config.send_timeout).await;
+                let sent = send_reply(&stream, &worker, &head, reply).await;
                 worker.stats.borrow_mut().request(
                     method,
                     status,
@@ -138,9 +138,9 @@ async fn read_some(
 /// Sends a reply within the send timeout; returns the bytes written.
 async fn send_reply(
     stream: &TcpStream,
+    worker: &Worker,
     head: &[u8],
     reply: Reply,
-    limit: Duration,
 ) -> io::Result<u64> {
     let body_len = reply.body.len();
     let sending = async {
@@ -148,12 +148,17 @@ async fn send_reply(
             Body::Empty => send::send_all(stream, head, &[], false).await,
             Body::Memory(bytes) => send::send_all(stream, head, bytes, false).await,
             Body::File { file, offset, len } => {
+                let pipe = worker.take_pipe()?;
                 send::send_all(stream, head, &[], true).await?;
-                send::sendfile_all(stream, file, *offset, *len).await
+                send::splice_file_all(stream, file, *offset, *len, &pipe).await?;
+                // Only an emptied pipe goes back; one cut off mid-transfer
+                // is dropped with whatever it still holds.
+                worker.return_pipe(pipe);
+                Ok(())
             }
         }
     };
-    match monoio::time::timeout(limit, sending).await {
+    match monoio::time::timeout(worker.config.send_timeout, sending).await {
         Ok(Ok(())) => Ok(head.len() as u64 + body_len),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::ErrorKind::TimedOut.into()),

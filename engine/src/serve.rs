@@ -18,7 +18,7 @@ use streamgate_net::request::{Method, Request};
 use streamgate_net::response::HeadWriter;
 use streamgate_net::target::{self, Target};
 
-use crate::cache::HotCache;
+use crate::cache::{self, Cached, HotCache};
 use crate::config::{AccessPolicy, EngineConfig};
 use crate::fs::{self, FileStamp, Root};
 use crate::telemetry::WorkerStats;
@@ -35,8 +35,8 @@ pub enum Body {
     Memory(Bytes),
     /// A range of an open file, sent zero-copy.
     File {
-        /// The open file.
-        file: File,
+        /// The open file (shared with the hot cache).
+        file: Rc<File>,
         /// First byte.
         offset: u64,
         /// Byte count.
@@ -83,7 +83,7 @@ pub struct Site {
 
 impl Site {
     /// Serving state for one worker.
-    pub fn new(config: &EngineConfig, root: Arc<Root>, cache_budget: usize) -> Self {
+    pub fn new(config: &EngineConfig, root: Arc<Root>, limits: cache::Limits) -> Self {
         let cors = if config.cors_origins.iter().any(|o| o == "*") {
             Cors::Any
         } else {
@@ -94,7 +94,7 @@ impl Site {
             access: config.access,
             manifest_cache_control: format!("public, max-age={}", config.manifest_max_age),
             cors,
-            cache: RefCell::new(HotCache::new(cache_budget, config.cache_max_object)),
+            cache: RefCell::new(HotCache::new(limits)),
         }
     }
 
@@ -183,17 +183,13 @@ impl Site {
         &self,
         relative: &str,
         stats: &mut WorkerStats,
-    ) -> io::Result<(FileStamp, Rc<Validators>, Content)> {
+    ) -> io::Result<(FileStamp, Rc<Validators>, Cached)> {
         let mut cache = self.cache.borrow_mut();
         if cache.contains(relative) {
             let stamp = self.root.stamp(relative)?;
             if let Some(entry) = cache.get(relative, &stamp) {
                 stats.cache(true);
-                return Ok((
-                    stamp,
-                    Rc::clone(&entry.validators),
-                    Content::Memory(entry.body.clone()),
-                ));
+                return Ok((stamp, Rc::clone(&entry.validators), entry.content.clone()));
             }
         }
         stats.cache(false);
@@ -204,13 +200,14 @@ impl Site {
             stamp.mtime_secs,
             stamp.mtime_nanos,
         ));
-        if cache.admits(stamp.size) {
-            let body = Bytes::from(fs::read_all(&file, stamp.size)?);
-            cache.insert(relative, stamp, Rc::clone(&validators), body.clone());
-            stats.cache_bytes(cache.used());
-            return Ok((stamp, validators, Content::Memory(body)));
-        }
-        Ok((stamp, validators, Content::File(file)))
+        let content = if cache.keeps_in_memory(stamp.size) {
+            Cached::Memory(Bytes::from(fs::read_all(&file, stamp.size)?))
+        } else {
+            Cached::File(Rc::new(file))
+        };
+        cache.insert(relative, stamp, Rc::clone(&validators), content.clone());
+        stats.cache_bytes(cache.used());
+        Ok((stamp, validators, content))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -223,7 +220,7 @@ impl Site {
         relative: &str,
         stamp: FileStamp,
         validators: &Validators,
-        content: Content,
+        content: Cached,
     ) -> Reply {
         let (content_type, class) = mime::classify(relative);
         let cache_control = match class {
@@ -280,10 +277,10 @@ impl Site {
             Body::Empty
         } else {
             match content {
-                Content::Memory(bytes) => {
+                Cached::Memory(bytes) => {
                     Body::Memory(bytes.slice(start as usize..(start + len) as usize))
                 }
-                Content::File(file) => Body::File {
+                Cached::File(file) => Body::File {
                     file,
                     offset: start,
                     len,
@@ -381,12 +378,6 @@ impl Site {
             close: closing,
         }
     }
-}
-
-/// Where a file's bytes come from.
-enum Content {
-    Memory(Bytes),
-    File(File),
 }
 
 /// Writes a complete error response for a request that could not be parsed

@@ -7,16 +7,15 @@
 //! the socket buffer is full the task waits on an io_uring POLL_ADD
 //! ([`TcpStream::writable`]) instead of blocking the core's only thread.
 //!
-//! # Why `sendfile(2)` for file bodies
-//! monoio's splice operation takes no file offset, so concurrent ranges of
-//! one file could not share a descriptor, and io_uring SEND_ZC copies on
-//! loopback and needs a completion-notification round trip per buffer.
-//! `sendfile` moves page-cache pages into the socket without a copy, at an
-//! explicit offset. The measurements behind this choice are in
-//! `docs/decisions/0001-zero-copy-send.md`.
+//! # File bodies: `splice(2)` through a pipe of our own
+//! Page-cache pages go file → pipe → socket as references, never copied.
+//! Measured against io_uring SPLICE, SEND_ZC, SEND and `sendfile(2)` in
+//! `docs/decisions/0001-zero-copy-send.md`; monoio's own splice operation
+//! takes no file offset and hides its pipe's descriptors, hence the
+//! synchronous splices with io_uring readiness here.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use monoio::net::TcpStream;
 
@@ -91,35 +90,115 @@ pub async fn send_all(stream: &TcpStream, head: &[u8], body: &[u8], more: bool) 
     Ok(())
 }
 
-/// Sends `len` bytes of `file` starting at `offset` with `sendfile(2)`.
-pub async fn sendfile_all(
+/// A pipe used to move file pages into a socket without copying them.
+///
+/// Bytes spliced from a file into the pipe stay there (as page references)
+/// until the socket takes them, so a full socket costs a wait, not a re-read
+/// — the difference that makes this path beat `sendfile(2)` on large bodies
+/// (docs/decisions/0001-zero-copy-send.md).
+pub struct SplicePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl SplicePipe {
+    /// Creates a pipe, asking for `capacity` bytes (the kernel may give less).
+    pub fn new(capacity: usize) -> io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: valid out array for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we now own.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let wanted = libc::c_int::try_from(capacity).unwrap_or(libc::c_int::MAX);
+        // SAFETY: fcntl on our own pipe; on failure the default size stays.
+        let got = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) };
+        // SAFETY: as above.
+        let capacity = if got > 0 {
+            got
+        } else {
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) }
+        };
+        Ok(Self {
+            read,
+            write,
+            capacity: usize::try_from(capacity).unwrap_or(4096).max(4096),
+        })
+    }
+}
+
+/// Sends `len` bytes of `file` from `offset` through `pipe`: `splice(2)`
+/// file → pipe at an explicit offset, then pipe → socket non-blocking,
+/// waiting on io_uring readiness while the socket is full.
+///
+/// On success the pipe is empty again and can be reused; on error it may
+/// hold bytes and must be dropped.
+pub async fn splice_file_all(
     stream: &TcpStream,
     file: &impl AsRawFd,
     offset: u64,
     len: u64,
+    pipe: &SplicePipe,
 ) -> io::Result<()> {
-    let mut off = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let end = off
-        .checked_add(libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?)
-        .ok_or(io::ErrorKind::InvalidInput)?;
-    while off < end {
-        // Linux caps one call at 0x7ffff000 bytes.
-        let chunk = usize::try_from(end - off)
-            .unwrap_or(usize::MAX)
-            .min(0x7fff_f000);
-        // SAFETY: both descriptors are open for the duration of the call and
-        // `off` is a valid pointer to an off_t.
-        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, chunk) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => stream.writable(false).await?,
-                io::ErrorKind::Interrupted => {}
-                _ => return Err(err),
+    let mut off = libc::loff_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut remaining = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut in_pipe = 0usize;
+    while remaining > 0 || in_pipe > 0 {
+        if in_pipe == 0 {
+            let want = remaining.min(pipe.capacity);
+            // SAFETY: open descriptors and a valid offset pointer.
+            let n = unsafe {
+                libc::splice(
+                    file.as_raw_fd(),
+                    &mut off,
+                    pipe.write.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    want,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            match n {
+                // The file shrank under us: the promised length cannot be sent.
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n if n < 0 => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                    continue;
+                }
+                n => {
+                    in_pipe = n as usize;
+                    remaining -= in_pipe;
+                }
             }
-        } else if n == 0 {
-            // The file shrank under us: the promised length cannot be sent.
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        // SAFETY: open descriptors; no offsets for pipe or socket.
+        let n = unsafe {
+            libc::splice(
+                pipe.read.as_raw_fd(),
+                std::ptr::null_mut(),
+                stream.as_raw_fd(),
+                std::ptr::null_mut(),
+                in_pipe,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n > 0 {
+            in_pipe -= n as usize;
+            continue;
+        }
+        let err = if n == 0 {
+            io::ErrorKind::WriteZero.into()
+        } else {
+            io::Error::last_os_error()
+        };
+        match err.kind() {
+            io::ErrorKind::WouldBlock => stream.writable(false).await?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(err),
         }
     }
     Ok(())

@@ -1,0 +1,253 @@
+//! The HTTP origin benchmark: `streamgate engine` against nginx.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::harness::{free_port, median, record, wait_for_port};
+use crate::procstat;
+use crate::wrk::{self, WrkResult};
+
+/// Command-line options.
+pub struct Options {
+    rounds: usize,
+    seconds: u64,
+    connections: usize,
+    threads: usize,
+    streamgate: PathBuf,
+    markdown: Option<PathBuf>,
+}
+
+impl Options {
+    /// Parses `--flag value` pairs.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut o = Self {
+            rounds: 3,
+            seconds: 5,
+            connections: 32,
+            threads: 1,
+            streamgate: PathBuf::from("target/release/streamgate"),
+            markdown: None,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let num = || {
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("{flag}: not a number: {value}"))
+            };
+            match flag.as_str() {
+                "--rounds" => o.rounds = num()?.max(1),
+                "--duration" => o.seconds = num()?.max(1) as u64,
+                "--connections" => o.connections = num()?.max(1),
+                "--threads" => o.threads = num()?.max(1),
+                "--streamgate" => o.streamgate = PathBuf::from(value),
+                "--markdown" => o.markdown = Some(PathBuf::from(value)),
+                _ => return Err(format!("unknown option {flag}\n{}", crate::USAGE)),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The bodies compared, as (label, file name, size).
+const BODIES: [(&str, &str, usize); 2] = [
+    ("64 KiB", "64k.m4s", 64 << 10),
+    ("2 MiB", "2m.m4s", 2 << 20),
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    Nginx,
+    Engine,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Engine => "streamgate",
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Clone, Copy)]
+struct Sample {
+    wrk: WrkResult,
+    cpu_seconds: f64,
+}
+
+impl Sample {
+    fn per_cpu_second(&self) -> f64 {
+        self.wrk.requests / self.cpu_seconds.max(0.01)
+    }
+}
+
+/// Runs the benchmark and prints (and optionally records) the table.
+pub fn run(o: &Options) -> Result<(), String> {
+    let dir = std::env::current_dir()
+        .map_err(|e| e.to_string())?
+        .join("bench/out/http");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("a")).map_err(|e| e.to_string())?;
+    for (_, name, size) in BODIES {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + i / 255) as u8).collect();
+        std::fs::write(root.join("a").join(name), bytes).map_err(|e| e.to_string())?;
+    }
+    if !o.streamgate.exists() {
+        return Err(format!(
+            "{} not found: run `cargo build --release` first",
+            o.streamgate.display()
+        ));
+    }
+
+    let nginx_port = free_port();
+    let engine_port = free_port();
+    let mut nginx = start_nginx(&dir, &root, nginx_port, o.threads)?;
+    let mut engine = start_engine(&o.streamgate, &root, engine_port, o.threads)?;
+    let servers = [
+        (Server::Nginx, nginx_port, nginx.id()),
+        (Server::Engine, engine_port, engine.id()),
+    ];
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "Command: `scripts/bench-http.sh` (= `streamgate-bench http --rounds {} --duration {} --connections {} --threads {}`)  \n\
+         wrk: 1 thread, {} connections, {} s per run; server: {} worker(s); interleaved rounds, medians of {}.  \n\
+         nginx: Debian's, sendfile on, tcp_nopush on, tcp_nodelay on, access_log off (the issue's anchor settings).\n",
+        o.rounds, o.seconds, o.connections, o.threads, o.connections, o.seconds, o.threads, o.rounds
+    );
+    let result = (|| -> Result<(), String> {
+        for (label, name, _) in BODIES {
+            // Warm both (page cache, hot cache, connection setup).
+            for &(_, port, _) in &servers {
+                wrk::run(&url(port, name), 1, o.connections, 1)?;
+            }
+            let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+            for round in 0..o.rounds {
+                let order: Vec<usize> = if round % 2 == 0 {
+                    vec![0, 1]
+                } else {
+                    vec![1, 0]
+                };
+                for i in order {
+                    let (_, port, pid) = servers[i];
+                    let before = procstat::cpu_seconds(pid);
+                    let wrk = wrk::run(&url(port, name), 1, o.connections, o.seconds)?;
+                    let cpu_seconds = procstat::cpu_seconds(pid) - before;
+                    if wrk.errors > 0.0 {
+                        return Err(format!(
+                            "{} answered {} errors at {label}",
+                            servers[i].0.name(),
+                            wrk.errors
+                        ));
+                    }
+                    samples[i].push(Sample { wrk, cpu_seconds });
+                }
+            }
+            report.push_str(&table(label, &samples));
+        }
+        Ok(())
+    })();
+    let _ = nginx.kill();
+    let _ = engine.kill();
+    let _ = nginx.wait();
+    let _ = engine.wait();
+    result?;
+
+    print!("{report}");
+    if let Some(path) = &o.markdown {
+        record(path, "http", &report)?;
+        eprintln!("recorded in {}", path.display());
+    }
+    Ok(())
+}
+
+fn table(label: &str, samples: &[Vec<Sample>; 2]) -> String {
+    let metric = |i: usize, f: &dyn Fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
+    let rows: [(&str, &dyn Fn(&Sample) -> f64, bool); 5] = [
+        ("req/s", &|s| s.wrk.rps, true),
+        ("MB/s", &|s| s.wrk.mb_per_s, true),
+        ("p99 ms", &|s| s.wrk.p99_ms, false),
+        ("req per server CPU-s", &|s| s.per_cpu_second(), true),
+        ("server CPU-s per run", &|s| s.cpu_seconds, false),
+    ];
+    let mut out = format!("\n### {label} bodies\n\n| metric | nginx | streamgate | streamgate / nginx |\n|---|---:|---:|---:|\n");
+    for (name, f, _) in rows {
+        let (a, b) = (metric(0, f), metric(1, f));
+        let _ = writeln!(
+            out,
+            "| {name} | {a:.2} | {b:.2} | {:.2}× |",
+            b / a.max(1e-9)
+        );
+    }
+    let per_round: Vec<String> = samples[0]
+        .iter()
+        .zip(&samples[1])
+        .map(|(n, s)| format!("{:.2}×", s.per_cpu_second() / n.per_cpu_second()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nPer-round req/CPU-s ratios: {}",
+        per_round.join(", ")
+    );
+    out
+}
+
+fn url(port: u16, name: &str) -> String {
+    format!("http://127.0.0.1:{port}/v/a/{name}")
+}
+
+fn start_nginx(dir: &Path, root: &Path, port: u16, workers: usize) -> Result<Child, String> {
+    let conf = dir.join("nginx.conf");
+    let text = format!(
+        "user root;\nworker_processes {workers};\ndaemon off;\nmaster_process on;\npid {dir}/nginx.pid;\n\
+         error_log {dir}/nginx-error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+         keepalive_requests 1000000;\n\
+         types {{ video/iso.segment m4s; }}\n  default_type application/octet-stream;\n\
+         client_body_temp_path {dir}/tmp;\n  proxy_temp_path {dir}/tmp;\n  fastcgi_temp_path {dir}/tmp;\n\
+         uwsgi_temp_path {dir}/tmp;\n  scgi_temp_path {dir}/tmp;\n\
+         server {{\n    listen 127.0.0.1:{port};\n    location /v/ {{ alias {root}/; }}\n  }}\n}}\n",
+        dir = dir.display(),
+        root = root.display(),
+    );
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+    std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+    let mut child = Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start nginx (install it with scripts/setup.sh): {e}"))?;
+    wait_for_port(port, &mut child, "nginx")?;
+    Ok(child)
+}
+
+fn start_engine(bin: &Path, root: &Path, port: u16, threads: usize) -> Result<Child, String> {
+    let admin = free_port();
+    let mut child = Command::new(bin)
+        .arg("engine")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(["--threads", &threads.to_string(), "--open"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    wait_for_port(port, &mut child, "streamgate engine")?;
+    Ok(child)
+}
