@@ -567,17 +567,31 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
         let hits_before = e.metric("streamgate_cache_hits_total");
         assert_eq!(e.get(url, "").body, std::fs::read(&path).unwrap());
         assert_eq!(e.get(url, "").body, std::fs::read(&path).unwrap());
-        assert!(e.metric("streamgate_cache_hits_total") > hits_before, "{url}: no cache hit");
+        assert!(
+            e.metric("streamgate_cache_hits_total") > hits_before,
+            "{url}: no cache hit"
+        );
 
         // Replaced by rename (how the transcoder publishes): same size, new bytes.
         let staged = e.root.join("a1/720p/.staged.tmp");
         std::fs::write(&staged, pattern(len, 9)).unwrap();
         std::fs::rename(&staged, &path).unwrap();
-        assert_eq!(e.get(url, "").body, pattern(len, 9), "{url}: stale after rename");
-        assert_eq!(e.get(url, "Range: bytes=0-9\r\n").body, pattern(len, 9)[..10]);
+        assert_eq!(
+            e.get(url, "").body,
+            pattern(len, 9),
+            "{url}: stale after rename"
+        );
+        assert_eq!(
+            e.get(url, "Range: bytes=0-9\r\n").body,
+            pattern(len, 9)[..10]
+        );
         // Rewritten in place.
         std::fs::write(&path, pattern(len, 10)).unwrap();
-        assert_eq!(e.get(url, "").body, pattern(len, 10), "{url}: stale after rewrite");
+        assert_eq!(
+            e.get(url, "").body,
+            pattern(len, 10),
+            "{url}: stale after rewrite"
+        );
         // Deleted.
         std::fs::remove_file(&path).unwrap();
         assert_eq!(e.get(url, "").status, 404, "{url}: served after delete");
@@ -607,7 +621,11 @@ fn large_files_stream_zero_copy_from_cached_descriptors() {
     assert_eq!(r.body, &pattern(big, 5)[5_000_000..5_000_100]);
     // The second request spliced from the descriptor the first one cached.
     assert!(e.metric("streamgate_cache_hits_total") >= 1.0);
-    assert_eq!(e.metric("streamgate_cache_bytes"), 0.0, "an 8 MiB body is never copied into memory");
+    assert_eq!(
+        e.metric("streamgate_cache_bytes"),
+        0.0,
+        "an 8 MiB body is never copied into memory"
+    );
 }
 
 #[test]

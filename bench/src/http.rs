@@ -153,10 +153,13 @@ pub fn run(o: &Options) -> Result<(), String> {
         }
         Ok(())
     })();
-    let _ = nginx.kill();
-    let _ = engine.kill();
-    let _ = nginx.wait();
-    let _ = engine.wait();
+    // SIGTERM, not SIGKILL: nginx's master only takes its workers down on a
+    // signal it can handle, and the engine drains.
+    for child in [&mut nginx, &mut engine] {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
     result?;
 
     print!("{report}");

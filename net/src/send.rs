@@ -175,6 +175,13 @@ pub async fn splice_file_all(
                 }
             }
         }
+        // SPLICE_F_MORE while more of the body follows: the kernel then
+        // sends full segments instead of pushing a short one per call.
+        let more = if remaining > 0 {
+            libc::SPLICE_F_MORE
+        } else {
+            0
+        };
         // SAFETY: open descriptors; no offsets for pipe or socket.
         let n = unsafe {
             libc::splice(
@@ -183,7 +190,7 @@ pub async fn splice_file_all(
                 stream.as_raw_fd(),
                 std::ptr::null_mut(),
                 in_pipe,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | more,
             )
         };
         if n > 0 {
