@@ -24,6 +24,7 @@ if [ ! -f "$ASSETS/$ID/manifest.mpd" ]; then
   # into place: a half-written asset is never visible.
   stage=$(mktemp -d "$ASSETS/.staging-XXXXXX")
   trap 'rm -rf "$stage"' EXIT
+  mkdir -p "$stage/r0" "$stage/r1" "$stage/r2"  # the dash muxer does not create them
   ffmpeg -hide_banner -loglevel error -nostdin \
     -f lavfi -i "testsrc2=size=1280x720:rate=30" \
     -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 12 \

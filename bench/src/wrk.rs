@@ -111,6 +111,6 @@ Requests/sec:  21600.00\nTransfer/sec:      1.32GB\n";
         assert_eq!(r.rps, 21_600.0);
         assert_eq!(r.p99_ms, 1.25);
         assert_eq!(r.errors, 3.0);
-        assert!((r.mb_per_s - 1.32 * 1073.741_824).abs() < 0.01);
+        assert!((r.mb_per_s - 1.32 * 1_073.741_824).abs() < 0.01);
     }
 }

@@ -22,6 +22,9 @@ use crate::worker::Worker;
 
 /// Initial read buffer; it grows only up to the head limit.
 const READ_CHUNK: usize = 4096;
+/// Largest file body sent with `sendfile(2)`; larger ones are spliced
+/// through a pooled pipe.
+const SENDFILE_MAX: u64 = 256 << 10;
 
 /// Why a read ended without bytes.
 enum ReadOutcome {
@@ -147,6 +150,12 @@ async fn send_reply(
         match &reply.body {
             Body::Empty => send::send_all(stream, head, &[], false).await,
             Body::Memory(bytes) => send::send_all(stream, head, bytes, false).await,
+            // Bodies the socket buffer takes in one go: one sendfile call
+            // beats two splices (docs/decisions/0001-zero-copy-send.md).
+            Body::File { file, offset, len } if *len <= SENDFILE_MAX => {
+                send::send_all(stream, head, &[], true).await?;
+                send::sendfile_all(stream, &**file, *offset, *len).await
+            }
             Body::File { file, offset, len } => {
                 let pipe = worker.take_pipe()?;
                 send::send_all(stream, head, &[], true).await?;

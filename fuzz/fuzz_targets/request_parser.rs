@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(head_len <= data.len());
         // The head alone parses to the same request: nothing after it counted.
         match request::parse(&data[..head_len], &limits) {
-            Ok(Parsed::Complete { request: again, head_len: len2 }) => {
+            Ok(Parsed::Complete {
+                request: again,
+                head_len: len2,
+            }) => {
                 assert_eq!(again, request);
                 assert_eq!(len2, head_len);
             }
@@ -40,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let v = Validators::new(1, len, 1_700_000_000, 0);
-        let _ = conditional::not_modified(request.fields.if_none_match, request.fields.if_modified_since, &v);
+        let _ = conditional::not_modified(
+            request.fields.if_none_match,
+            request.fields.if_modified_since,
+            &v,
+        );
         let _ = conditional::if_range_allows(request.fields.if_range, &v);
     }
 });

@@ -7,8 +7,10 @@
 //! the socket buffer is full the task waits on an io_uring POLL_ADD
 //! ([`TcpStream::writable`]) instead of blocking the core's only thread.
 //!
-//! # File bodies: `splice(2)` through a pipe of our own
-//! Page-cache pages go file → pipe → socket as references, never copied.
+//! # File bodies: `sendfile(2)`, or `splice(2)` through a pipe of our own
+//! Page-cache pages go to the socket as references, never copied: one
+//! `sendfile` call for bodies the socket buffer takes at once, a pooled pipe
+//! for large ones (bytes moved into it survive a full-socket wait).
 //! Measured against io_uring SPLICE, SEND_ZC, SEND and `sendfile(2)` in
 //! `docs/decisions/0001-zero-copy-send.md`; monoio's own splice operation
 //! takes no file offset and hides its pipe's descriptors, hence the
@@ -206,6 +208,40 @@ pub async fn splice_file_all(
             io::ErrorKind::WouldBlock => stream.writable(false).await?,
             io::ErrorKind::Interrupted => {}
             _ => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` starting at `offset` with `sendfile(2)`,
+/// waiting on io_uring readiness whenever the socket buffer is full.
+/// Best for bodies the socket buffer takes in one call: one syscall.
+pub async fn sendfile_all(
+    stream: &TcpStream,
+    file: &impl AsRawFd,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let mut off = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let end = off
+        .checked_add(libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?)
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    while off < end {
+        let chunk = usize::try_from(end - off)
+            .unwrap_or(usize::MAX)
+            .min(0x7fff_f000);
+        // SAFETY: both descriptors are open and `off` is a valid off_t.
+        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, chunk) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => stream.writable(false).await?,
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(err),
+            }
+        } else if n == 0 {
+            // The file shrank under us: the promised length cannot be sent.
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
     Ok(())
