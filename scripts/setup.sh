@@ -3,14 +3,18 @@
 # everything is present). Run as root or with sudo available.
 #   scripts/setup.sh          build + test dependencies
 #   scripts/setup.sh --bench  also nginx and wrk for bench/
-#   scripts/setup.sh --run    also ffmpeg for the sample clip
+#   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
 
-want=(pkg-config curl)
+# FFmpeg's libraries for the transcoder (ffmpeg-next: bindgen needs clang),
+# and the ffmpeg/ffprobe CLIs the tests use to make and check clips.
+want=(pkg-config curl clang libclang-dev ffmpeg
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev)
 for arg in "$@"; do
   case "$arg" in
     --bench) want+=(nginx-light wrk) ;;
-    --run) want+=(ffmpeg) ;;
+    --run) ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

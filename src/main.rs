@@ -1,9 +1,11 @@
 //! `streamgate`: the appliance's command line (Contract 1).
 //!
-//! Subcommands present today: `engine` (the data plane) and `config check`.
+//! Subcommands present today: `engine` (the data plane), `transcode` and
+//! `config check`.
 //! The others in Contract 1 arrive with the issues that build them.
 
 mod config;
+mod transcode;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the data plane: serve packaged assets over HTTP/1.1.
     Engine(EngineArgs),
+    /// Transcode a file into a packaged ABR asset (HLS + DASH over CMAF).
+    Transcode(transcode::TranscodeArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Engine(args) => run_engine(args),
+        Command::Transcode(args) => transcode::run(args),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
     };
     match result {

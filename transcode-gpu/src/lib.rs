@@ -1,6 +1,40 @@
-//! StreamGate media pipeline (placeholder).
+//! The StreamGate media pipeline: one decode, an ABR ladder of H.264
+//! renditions encoded in parallel, CMAF (fMP4) segments aligned across
+//! renditions, HLS and DASH manifests over the same files, published
+//! atomically (Contract 2).
 //!
-//! This crate will hold the transcoder: probe, decode once, one scaler and
-//! encoder per ABR rung, CMAF packaging, HLS and DASH manifests, atomic
-//! publish and the durable job spool. It is filled by issue 3; nothing here
-//! is wired into the CLI yet, so no command pretends to transcode.
+//! Module map:
+//! - [`ladder`]: rungs, `--ladder` parsing, pruning above the source;
+//! - [`probe`]: checking an input before committing to it;
+//! - [`backend`]: the video encoder backend, GPU detected at run time;
+//! - `rendition`: one encoder thread per rendition (scale/resample, encode,
+//!   HLS fMP4 muxer);
+//! - [`package`]: master playlist and MPD from the produced files;
+//! - `publish`: staging directory, fsync, rename;
+//! - [`pipeline`]: the whole transcode.
+//!
+//! Not built yet (issue 3 continues): AV1 rungs, the I-frame playlist, the
+//! poster, the engine's durable job spool, the NVDEC/NVENC pipeline.
+
+pub mod backend;
+mod codecs;
+pub mod error;
+pub mod ladder;
+pub mod package;
+pub mod pipeline;
+pub mod probe;
+mod publish;
+mod rendition;
+
+pub use backend::GpuMode;
+pub use error::TranscodeError;
+pub use pipeline::{transcode, Options, Progress, Summary};
+
+/// Initialises FFmpeg once and keeps its logging to errors.
+pub(crate) fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ffmpeg_next::init();
+        ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+    });
+}

@@ -1,0 +1,315 @@
+//! `streamgate transcode` end to end: real FFmpeg libraries, clips made by
+//! the ffmpeg CLI (lavfi testsrc2 + sine), outputs checked with ffprobe and
+//! ffmpeg, and served by the real engine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Engine, Options, Scratch};
+
+/// Makes a clip with the ffmpeg CLI.
+fn clip(dir: &Path, name: &str, size: &str, seconds: u32, audio: bool) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=25"),
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+    }
+    cmd.args([
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if audio {
+        cmd.args(["-c:a", "aac", "-shortest"]);
+    }
+    let status = cmd
+        .arg(&path)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    path
+}
+
+fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("transcode")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--gpu",
+            "off",
+            "--preset",
+            "ultrafast",
+            "--segment-seconds",
+            "2",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "transcode failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn extinfs(playlist: &Path) -> Vec<f64> {
+    std::fs::read_to_string(playlist)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse().unwrap())
+        .collect()
+}
+
+fn ffprobe(args: &[&str], target: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .arg(target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// ffmpeg decodes every stream to the end; stderr at `-v error` stays empty.
+fn decodes_cleanly(target: &str) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", target, "-map", "0", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg failed on {target}");
+    assert!(
+        out.stderr.is_empty(),
+        "{target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn leftovers(parent: &Path) -> Vec<String> {
+    std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect()
+}
+
+#[test]
+fn ladder_is_pruned_aligned_and_truthful() {
+    let s = Scratch::new("tc-ladder");
+    let input = clip(&s.0, "src.mp4", "854x480", 7, true);
+    let out = s.0.join("assets/a1");
+    ok(&transcode(&input, &out, &["--ladder", "1080,720,480,360"]));
+
+    // Never upscale: 1080 and 720 are gone.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["360p", "480p", "audio"]);
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+    for needle in [
+        "#EXT-X-VERSION:7",
+        "RESOLUTION=854x480",
+        "RESOLUTION=640x360",
+        "AVERAGE-BANDWIDTH=",
+        "mp4a.40.2",
+        "avc1.",
+        "FRAME-RATE=25.000",
+        "TYPE=AUDIO",
+    ] {
+        assert!(master.contains(needle), "master lacks {needle}:\n{master}");
+    }
+
+    // Identical segment boundaries in every video rendition, and EXTINF sums
+    // equal to the source duration within one frame.
+    let a = extinfs(&out.join("480p/index.m3u8"));
+    let b = extinfs(&out.join("360p/index.m3u8"));
+    assert_eq!(a, b, "segment boundaries differ");
+    assert_eq!(a.len(), 4, "7 s in 2 s segments: {a:?}");
+    let total: f64 = a.iter().sum();
+    assert!((total - 7.0).abs() <= 1.0 / 25.0, "EXTINF sum {total}");
+    let media = std::fs::read_to_string(out.join("480p/index.m3u8")).unwrap();
+    for needle in [
+        "#EXT-X-MAP:URI=\"init.mp4\"",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXT-X-ENDLIST",
+        "1.m4s",
+    ] {
+        assert!(media.contains(needle), "media playlist lacks {needle}");
+    }
+
+    // ffprobe reads every rendition.
+    for (dir, codec) in [("480p", "h264"), ("360p", "h264"), ("audio", "aac")] {
+        let info = ffprobe(
+            &[
+                "-show_entries",
+                "stream=codec_name,height",
+                "-of",
+                "csv=p=0",
+            ],
+            &out.join(dir).join("index.m3u8").to_string_lossy(),
+        );
+        assert!(info.starts_with(codec), "{dir}: {info}");
+    }
+    // The MPD carries the same timeline.
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    assert_eq!(mpd.matches("<Representation").count(), 3);
+    let audio_segments = extinfs(&out.join("audio/index.m3u8")).len();
+    assert_eq!(mpd.matches("<S t=").count(), 2 * a.len() + audio_segments);
+    decodes_cleanly(&out.join("master.m3u8").to_string_lossy());
+    decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
+    assert!(leftovers(&s.0.join("assets")).is_empty());
+}
+
+#[test]
+fn a_source_without_audio_works() {
+    let s = Scratch::new("tc-noaudio");
+    let input = clip(&s.0, "silent.mkv", "640x360", 4, false);
+    let out = s.0.join("silent");
+    ok(&transcode(&input, &out, &["--ladder", "360,240"]));
+    assert!(!out.join("audio").exists());
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(!master.contains("EXT-X-MEDIA"), "{master}");
+    assert_eq!(
+        extinfs(&out.join("360p/index.m3u8")),
+        extinfs(&out.join("240p/index.m3u8"))
+    );
+    decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
+}
+
+#[test]
+fn bad_inputs_fail_cleanly_and_publish_nothing() {
+    let s = Scratch::new("tc-bad");
+    let good = clip(&s.0, "good.mkv", "320x240", 6, true);
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = s.0.join("truncated.mkv");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = s.0.join("garbage.mp4");
+    std::fs::write(
+        &garbage,
+        (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let text = s.0.join("notes.txt");
+    std::fs::write(&text, "this is not a video\n".repeat(100)).unwrap();
+    let audio_only = s.0.join("tone.m4a");
+    assert!(Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "2",
+            "-c:a",
+            "aac"
+        ])
+        .arg(&audio_only)
+        .status()
+        .unwrap()
+        .success());
+    let mp4 = clip(&s.0, "cut.mp4", "320x240", 4, false);
+    let mp4_bytes = std::fs::read(&mp4).unwrap();
+    std::fs::write(&mp4, &mp4_bytes[..mp4_bytes.len() * 2 / 3]).unwrap();
+
+    let cases = [
+        (truncated, "truncated"),
+        (garbage, "not a media file"),
+        (text, "not a media file"),
+        (audio_only, "no video stream"),
+        (mp4, "cut.mp4 is not a media file"),
+        (s.0.join("missing.mp4"), "cannot open"),
+    ];
+    for (input, expected) in cases {
+        let out = s.0.join("assets").join("x");
+        let result = transcode(&input, &out, &["--ladder", "240"]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{}: succeeded", input.display());
+        assert!(
+            stderr.contains(expected),
+            "{}: wanted `{expected}` in: {stderr}",
+            input.display()
+        );
+        assert!(
+            !out.exists(),
+            "{}: something was published",
+            input.display()
+        );
+        if s.0.join("assets").exists() {
+            assert!(
+                leftovers(&s.0.join("assets")).is_empty(),
+                "staging left behind"
+            );
+        }
+    }
+    // An existing output is never overwritten.
+    let out = s.0.join("exists");
+    std::fs::create_dir(&out).unwrap();
+    let result = transcode(&good, &out, &["--ladder", "240"]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("exists already"));
+}
+
+#[test]
+fn the_engine_serves_a_transcoded_asset_over_hls_and_dash() {
+    let s = Scratch::new("tc-serve");
+    let input = clip(&s.0, "src.mp4", "640x360", 4, true);
+    let e = Engine::start_with(Options::default(), |root| {
+        ok(&transcode(
+            &input,
+            &root.join("movie"),
+            &["--ladder", "360,240"],
+        ));
+    });
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = format!("http://{}/v/movie/{manifest}", e.addr);
+        decodes_cleanly(&url);
+        let info = ffprobe(
+            &["-show_entries", "stream=codec_name", "-of", "csv=p=0"],
+            &url,
+        );
+        assert!(
+            info.contains("h264") && info.contains("aac"),
+            "{manifest}: {info}"
+        );
+    }
+    let segment = e.get("/v/movie/360p/1.m4s", "");
+    assert_eq!(segment.status, 200);
+    assert_eq!(segment.header("Content-Type"), Some("video/iso.segment"));
+}

@@ -1,0 +1,126 @@
+//! Video encoder backends, chosen at run time.
+//!
+//! A GPU encoder is used only when one can actually be opened: the check
+//! opens a small NVENC session and keeps whatever the driver says. Model
+//! names decide nothing (an H100 has NVDEC but no NVENC and answers
+//! NV_ENC_ERR_UNSUPPORTED_DEVICE). The NVDEC/NVENC pipeline proper is its
+//! own issue; this module is the interface it plugs into.
+
+use ff::{codec, Dictionary, Rational};
+use ffmpeg_next as ff;
+
+use crate::error::TranscodeError;
+use crate::rendition::Common;
+
+/// `--gpu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuMode {
+    /// Use a GPU encoder when one opens, else the CPU (said once).
+    Auto,
+    /// CPU only.
+    Off,
+    /// Fail unless a GPU encoder opens.
+    Require,
+}
+
+impl std::str::FromStr for GpuMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            "require" => Ok(Self::Require),
+            _ => Err(format!("--gpu takes auto, off or require, not `{s}`")),
+        }
+    }
+}
+
+/// The H.264 encoder every video rung uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoEncoder {
+    /// libx264 on the CPU.
+    X264,
+    /// NVIDIA NVENC through FFmpeg (`h264_nvenc`).
+    Nvenc,
+}
+
+impl VideoEncoder {
+    /// FFmpeg's encoder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::X264 => "libx264",
+            Self::Nvenc => "h264_nvenc",
+        }
+    }
+
+    /// The FFmpeg encoder, if this build has it.
+    pub fn find(self) -> Option<ff::Codec> {
+        ff::encoder::find_by_name(self.name())
+    }
+
+    /// Rate-control and GOP options that make segment boundaries identical
+    /// across renditions: fixed keyframe interval, closed GOP, no scene cuts.
+    pub fn options(self, opts: &mut Dictionary, common: &Common) {
+        let gop = common.gop;
+        match self {
+            Self::X264 => {
+                opts.set("preset", &common.preset);
+                opts.set("profile", "high");
+                opts.set(
+                    "x264-params",
+                    &format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:nal-hrd=vbr"),
+                );
+            }
+            Self::Nvenc => {
+                opts.set("preset", "p4");
+                opts.set("profile", "high");
+                opts.set("rc", "vbr");
+                opts.set("no-scenecut", "1");
+                opts.set("forced-idr", "1");
+                opts.set("strict_gop", "1");
+            }
+        }
+    }
+}
+
+/// Picks the video encoder for `mode`, saying once why the CPU is used.
+pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
+    crate::init();
+    if mode == GpuMode::Off {
+        return Ok(VideoEncoder::X264);
+    }
+    match try_open_nvenc() {
+        Ok(()) => Ok(VideoEncoder::Nvenc),
+        Err(why) if mode == GpuMode::Require => Err(TranscodeError::GpuRequired(why)),
+        Err(why) => {
+            eprintln!("transcode: no usable GPU encoder ({why}); encoding with libx264 on the CPU");
+            Ok(VideoEncoder::X264)
+        }
+    }
+}
+
+/// Opens (and drops) a 256×256 NVENC session.
+fn try_open_nvenc() -> Result<(), String> {
+    let codec = VideoEncoder::Nvenc
+        .find()
+        .ok_or("this FFmpeg build has no h264_nvenc")?;
+    let mut enc = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(|e| e.to_string())?;
+    enc.set_width(256);
+    enc.set_height(256);
+    enc.set_format(ff::format::Pixel::YUV420P);
+    enc.set_time_base(Rational(1, 25));
+    // FFmpeg logs the driver's refusal itself; keep the probe quiet.
+    let level = ff::log::get_level();
+    ff::log::set_level(ff::log::Level::Quiet);
+    let opened = enc.open_as(codec);
+    if let Ok(level) = level {
+        ff::log::set_level(level);
+    }
+    opened
+        .map(|_| ())
+        .map_err(|e| format!("h264_nvenc did not open: {e}"))
+}

@@ -1,0 +1,409 @@
+//! Manifests over the produced segments: the HLS multivariant playlist and
+//! the DASH MPD, both from what is on disk (sizes, real durations, exact
+//! decode times), never from targets.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{io, TranscodeError};
+use crate::rendition::Encoded;
+
+/// One produced segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// URI relative to the rendition directory (`3.m4s`).
+    pub uri: String,
+    /// EXTINF duration in seconds (from timestamps).
+    pub duration: f64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Decode time of the first sample (`tfdt`), in `timescale` units.
+    pub start: u64,
+    /// Sum of the segment's sample durations, in `timescale` units.
+    pub ticks: u64,
+}
+
+/// A rendition as written, with what the manifests need.
+#[derive(Debug, Clone)]
+pub struct Rendition {
+    /// What the encoder reported.
+    pub encoded: Encoded,
+    /// Segments in order.
+    pub segments: Vec<Segment>,
+    /// Media timescale from `init.mp4`.
+    pub timescale: u32,
+}
+
+impl Rendition {
+    /// Reads a rendition directory back: playlist, segment sizes, decode times.
+    pub fn read(dir: &Path, encoded: Encoded) -> Result<Self, TranscodeError> {
+        let playlist = std::fs::read_to_string(dir.join("index.m3u8"))
+            .map_err(|e| io("reading a media playlist", e))?;
+        let init = std::fs::read(dir.join("init.mp4")).map_err(|e| io("reading init.mp4", e))?;
+        let timescale = mp4::timescale(&init).ok_or_else(|| {
+            TranscodeError::Encode(format!("{}/init.mp4 has no media timescale", encoded.name))
+        })?;
+        let mut segments = Vec::new();
+        let mut pending: Option<f64> = None;
+        for line in playlist.lines() {
+            if let Some(rest) = line.strip_prefix("#EXTINF:") {
+                pending = rest.split(',').next().and_then(|d| d.parse().ok());
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                let duration = pending.take().ok_or_else(|| {
+                    TranscodeError::Encode(format!("{}: segment without EXTINF", encoded.name))
+                })?;
+                let data = std::fs::read(dir.join(line.trim()))
+                    .map_err(|e| io(format!("reading {}", line.trim()), e))?;
+                let start = mp4::tfdt(&data).ok_or_else(|| {
+                    TranscodeError::Encode(format!("{}/{}: no tfdt", encoded.name, line.trim()))
+                })?;
+                let ticks = mp4::fragment_duration(&data).ok_or_else(|| {
+                    TranscodeError::Encode(format!(
+                        "{}/{}: unreadable trun",
+                        encoded.name,
+                        line.trim()
+                    ))
+                })?;
+                segments.push(Segment {
+                    uri: line.trim().to_string(),
+                    duration,
+                    bytes: data.len() as u64,
+                    start,
+                    ticks,
+                });
+            }
+        }
+        if segments.is_empty() {
+            return Err(TranscodeError::Encode(format!(
+                "{} produced no segments",
+                encoded.name
+            )));
+        }
+        let mut rendition = Self {
+            encoded,
+            segments,
+            timescale,
+        };
+        rendition.exact_durations();
+        std::fs::write(dir.join("index.m3u8"), rendition.media_playlist())
+            .map_err(|e| io("rewriting a media playlist", e))?;
+        Ok(rendition)
+    }
+
+    /// Replaces the muxer's EXTINF values with exact ones: the sum of each
+    /// segment's sample durations (the muxer leaves the last frame's own
+    /// duration out of the last segment).
+    fn exact_durations(&mut self) {
+        let ts = f64::from(self.timescale);
+        for s in &mut self.segments {
+            s.duration = s.ticks as f64 / ts;
+        }
+    }
+
+    /// The HLS media playlist for this rendition.
+    pub fn media_playlist(&self) -> String {
+        let target = self
+            .segments
+            .iter()
+            .map(|s| s.duration.round() as u64)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
+             #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+            self.first_number()
+        );
+        for s in &self.segments {
+            let _ = write!(out, "#EXTINF:{:.6},\n{}\n", s.duration, s.uri);
+        }
+        out.push_str("#EXT-X-ENDLIST\n");
+        out
+    }
+
+    /// Number of the first segment (`1` for `1.m4s`).
+    pub fn first_number(&self) -> u64 {
+        self.segments
+            .first()
+            .and_then(|s| s.uri.trim_end_matches(".m4s").parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Sum of EXTINF durations.
+    pub fn duration(&self) -> f64 {
+        self.segments.iter().map(|s| s.duration).sum()
+    }
+
+    /// Peak segment bitrate, bits per second.
+    pub fn peak_bps(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| (s.bytes as f64 * 8.0 / s.duration.max(0.001)).ceil() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Average bitrate over the whole rendition, bits per second.
+    pub fn average_bps(&self) -> u64 {
+        let bytes: u64 = self.segments.iter().map(|s| s.bytes).sum();
+        (bytes as f64 * 8.0 / self.duration().max(0.001)).ceil() as u64
+    }
+
+    /// (start, duration) of each segment in timescale units.
+    pub fn timeline(&self) -> Vec<(u64, u64)> {
+        let ts = f64::from(self.timescale);
+        self.segments
+            .iter()
+            .map(|s| (s.start, (s.duration * ts).round() as u64))
+            .collect()
+    }
+}
+
+/// The HLS v7 multivariant playlist.
+pub fn master_playlist(videos: &[Rendition], audio: Option<&Rendition>, frame_rate: f64) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(a) = audio {
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{}/index.m3u8\"",
+            a.encoded.name
+        );
+    }
+    for v in videos {
+        let (w, h) = v.encoded.size.unwrap_or((0, 0));
+        let (peak, avg, codecs) = match audio {
+            Some(a) => (
+                v.peak_bps() + a.peak_bps(),
+                v.average_bps() + a.average_bps(),
+                format!("{},{}", v.encoded.codec, a.encoded.codec),
+            ),
+            None => (v.peak_bps(), v.average_bps(), v.encoded.codec.clone()),
+        };
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"{codecs}\",RESOLUTION={w}x{h},FRAME-RATE={frame_rate:.3}"
+        );
+        if audio.is_some() {
+            out.push_str(",AUDIO=\"aud\"");
+        }
+        let _ = writeln!(out, "\n{}/index.m3u8", v.encoded.name);
+    }
+    out
+}
+
+/// A static MPD over the same files (SegmentTemplate + SegmentTimeline).
+pub fn mpd(
+    videos: &[Rendition],
+    audio: Option<&Rendition>,
+    frame_rate: (i32, i32),
+    segment_seconds: u32,
+) -> String {
+    let duration = videos.first().map_or(0.0, Rendition::duration);
+    let mut out = String::new();
+    let _ = writeln!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    let _ = writeln!(
+        out,
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" \
+         type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"PT{segment_seconds}S\">",
+        iso_duration(duration)
+    );
+    let _ = writeln!(out, "  <Period id=\"0\" start=\"PT0S\">");
+    let (max_w, max_h) = videos
+        .iter()
+        .filter_map(|v| v.encoded.size)
+        .max()
+        .unwrap_or((0, 0));
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" \
+         maxWidth=\"{max_w}\" maxHeight=\"{max_h}\" frameRate=\"{}/{}\">",
+        frame_rate.0, frame_rate.1
+    );
+    for v in videos {
+        let (w, h) = v.encoded.size.unwrap_or((0, 0));
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{w}\" height=\"{h}\">",
+            v.encoded.name,
+            v.encoded.codec,
+            v.peak_bps()
+        );
+        template(&mut out, v);
+        let _ = writeln!(out, "      </Representation>");
+    }
+    let _ = writeln!(out, "    </AdaptationSet>");
+    if let Some(a) = audio {
+        let _ = writeln!(out, "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" lang=\"und\">");
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" audioSamplingRate=\"48000\">",
+            a.encoded.name,
+            a.encoded.codec,
+            a.peak_bps()
+        );
+        let _ = writeln!(
+            out,
+            "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"2\"/>"
+        );
+        template(&mut out, a);
+        let _ = writeln!(out, "      </Representation>");
+        let _ = writeln!(out, "    </AdaptationSet>");
+    }
+    let _ = writeln!(out, "  </Period>\n</MPD>");
+    out
+}
+
+fn template(out: &mut String, r: &Rendition) {
+    let first = r.first_number();
+    let _ = writeln!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" initialization=\"$RepresentationID$/init.mp4\" media=\"$RepresentationID$/$Number$.m4s\" startNumber=\"{first}\">",
+        r.timescale
+    );
+    let _ = writeln!(out, "          <SegmentTimeline>");
+    for (t, d) in r.timeline() {
+        let _ = writeln!(out, "            <S t=\"{t}\" d=\"{d}\"/>");
+    }
+    let _ = writeln!(
+        out,
+        "          </SegmentTimeline>\n        </SegmentTemplate>"
+    );
+}
+
+fn iso_duration(seconds: f64) -> String {
+    format!("PT{:.3}S", seconds.max(0.0))
+}
+
+/// Just enough ISO-BMFF to read a timescale and a fragment's decode time.
+pub mod mp4 {
+    /// Iterates the boxes in `data`: (type, payload).
+    fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+        std::iter::from_fn(move || {
+            if data.len() < 8 {
+                return None;
+            }
+            let size32 = u32::from_be_bytes(data[0..4].try_into().ok()?) as u64;
+            let kind: [u8; 4] = data[4..8].try_into().ok()?;
+            let (header, size) = match size32 {
+                1 => (16, u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)),
+                0 => (8, data.len() as u64),
+                n => (8, n),
+            };
+            let size = usize::try_from(size).ok()?;
+            if size < header || size > data.len() {
+                return None;
+            }
+            let payload = &data[header..size];
+            data = &data[size..];
+            Some((kind, payload))
+        })
+    }
+
+    fn find<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+        let (first, rest) = path.split_first()?;
+        let (_, payload) = boxes(data).find(|(k, _)| k == *first)?;
+        if rest.is_empty() {
+            Some(payload)
+        } else {
+            find(payload, rest)
+        }
+    }
+
+    /// `moov/trak/mdia/mdhd` timescale of the first track.
+    pub fn timescale(init: &[u8]) -> Option<u32> {
+        let mdhd = find(init, &[b"moov", b"trak", b"mdia", b"mdhd"])?;
+        let offset = if mdhd.first()? == &1 { 4 + 16 } else { 4 + 8 };
+        Some(u32::from_be_bytes(
+            mdhd.get(offset..offset + 4)?.try_into().ok()?,
+        ))
+    }
+
+    /// Sum of the sample durations of a fragment's first track run
+    /// (`trun` per-sample durations, else `tfhd` default duration).
+    pub fn fragment_duration(segment: &[u8]) -> Option<u64> {
+        let traf = find(segment, &[b"moof", b"traf"])?;
+        let tfhd = boxes(traf).find(|(k, _)| k == b"tfhd")?.1;
+        let tfhd_flags = u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
+        // tfhd: version/flags, track_ID, then optional fields in flag order.
+        let mut at = 8;
+        if tfhd_flags & 0x01 != 0 {
+            at += 8; // base_data_offset
+        }
+        if tfhd_flags & 0x02 != 0 {
+            at += 4; // sample_description_index
+        }
+        let default_duration = if tfhd_flags & 0x08 != 0 {
+            Some(u64::from(u32::from_be_bytes(
+                tfhd.get(at..at + 4)?.try_into().ok()?,
+            )))
+        } else {
+            None
+        };
+        let mut total = 0u64;
+        for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
+            let flags = u32::from_be_bytes([0, *trun.get(1)?, *trun.get(2)?, *trun.get(3)?]);
+            let count = u32::from_be_bytes(trun.get(4..8)?.try_into().ok()?) as usize;
+            let mut at = 8;
+            if flags & 0x01 != 0 {
+                at += 4; // data_offset
+            }
+            if flags & 0x04 != 0 {
+                at += 4; // first_sample_flags
+            }
+            let per_sample = [0x100, 0x200, 0x400, 0x800]
+                .iter()
+                .filter(|&&f| flags & f != 0)
+                .count()
+                * 4;
+            if flags & 0x100 == 0 {
+                total += default_duration? * count as u64;
+                continue;
+            }
+            for i in 0..count {
+                let o = at + i * per_sample;
+                total += u64::from(u32::from_be_bytes(trun.get(o..o + 4)?.try_into().ok()?));
+            }
+        }
+        Some(total)
+    }
+
+    /// `moof/traf/tfdt` base media decode time of a fragment.
+    pub fn tfdt(segment: &[u8]) -> Option<u64> {
+        let tfdt = find(segment, &[b"moof", b"traf", b"tfdt"])?;
+        if tfdt.first()? == &1 {
+            Some(u64::from_be_bytes(tfdt.get(4..12)?.try_into().ok()?))
+        } else {
+            Some(u64::from(u32::from_be_bytes(
+                tfdt.get(4..8)?.try_into().ok()?,
+            )))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        fn bx(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+            let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(kind);
+            v.extend_from_slice(payload);
+            v
+        }
+
+        #[test]
+        fn reads_timescale_and_tfdt() {
+            let mut mdhd = vec![0, 0, 0, 0];
+            mdhd.extend_from_slice(&[0; 8]);
+            mdhd.extend_from_slice(&15360u32.to_be_bytes());
+            let init = bx(b"moov", &bx(b"trak", &bx(b"mdia", &bx(b"mdhd", &mdhd))));
+            assert_eq!(super::timescale(&init), Some(15360));
+            let mut tfdt = vec![1, 0, 0, 0];
+            tfdt.extend_from_slice(&123_456u64.to_be_bytes());
+            let seg = [
+                bx(b"styp", b"cmfs"),
+                bx(b"moof", &bx(b"traf", &bx(b"tfdt", &tfdt))),
+            ]
+            .concat();
+            assert_eq!(super::tfdt(&seg), Some(123_456));
+            assert_eq!(super::tfdt(&seg[..10]), None);
+        }
+    }
+}
