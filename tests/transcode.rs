@@ -189,6 +189,17 @@ fn ladder_is_pruned_aligned_and_truthful() {
     assert_eq!(mpd.matches("<S t=").count(), 2 * a.len() + audio_segments);
     decodes_cleanly(&out.join("master.m3u8").to_string_lossy());
     decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
+    // The poster is a JPEG at the top rendition's size.
+    let poster = ffprobe(
+        &[
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ],
+        &out.join("poster.jpg").to_string_lossy(),
+    );
+    assert_eq!(poster.trim(), "mjpeg,854,480");
     assert!(leftovers(&s.0.join("assets")).is_empty());
 }
 
@@ -312,4 +323,10 @@ fn the_engine_serves_a_transcoded_asset_over_hls_and_dash() {
     let segment = e.get("/v/movie/360p/1.m4s", "");
     assert_eq!(segment.status, 200);
     assert_eq!(segment.header("Content-Type"), Some("video/iso.segment"));
+    let poster = e.get("/v/movie/poster.jpg", "");
+    assert_eq!(
+        (poster.status, poster.header("Content-Type")),
+        (200, Some("image/jpeg"))
+    );
+    assert!(poster.body.starts_with(&[0xff, 0xd8]), "not a JPEG");
 }

@@ -1,5 +1,8 @@
 //! `streamgate-bench`: side-by-side benchmarks against an anchor, in one run.
 //!
+//! `streamgate-bench transcode` runs `streamgate transcode` against the
+//! ffmpeg CLI on the same 1080p source and ladder (wall time, PSNR).
+//!
 //! `streamgate-bench http` serves the same files from Debian's nginx and from
 //! `streamgate engine`, drives both with the same `wrk` load in interleaved
 //! rounds (A B, B A, …), and reports medians of req/s, MB/s, p99 latency and
@@ -11,6 +14,7 @@ mod harness;
 mod http;
 mod procstat;
 mod sendpath;
+mod transcode;
 mod wrk;
 
 use std::process::ExitCode;
@@ -19,6 +23,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("http") => http::Options::parse(&args[1..]).and_then(|o| http::run(&o)),
+        Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => sendpath::Options::parse(&args[1..]).and_then(|o| sendpath::run(&o)),
         Some("sendpath-serve") => serve_one(&args[1..]),
         _ => Err(USAGE.to_string()),
@@ -44,4 +49,5 @@ fn serve_one(args: &[String]) -> Result<(), String> {
 
 const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS] [--connections C] \
 [--threads T] [--streamgate PATH] [--markdown FILE]
-       streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]";
+       streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
+       streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]";

@@ -13,8 +13,10 @@
 //! - `publish`: staging directory, fsync, rename;
 //! - [`pipeline`]: the whole transcode.
 //!
+//! - `poster`: the poster JPEG.
+//!
 //! Not built yet (issue 3 continues): AV1 rungs, the I-frame playlist, the
-//! poster, the engine's durable job spool, the NVDEC/NVENC pipeline.
+//! engine's durable job spool, the NVDEC/NVENC pipeline.
 
 pub mod backend;
 mod codecs;
@@ -22,6 +24,7 @@ pub mod error;
 pub mod ladder;
 pub mod package;
 pub mod pipeline;
+mod poster;
 pub mod probe;
 mod publish;
 mod rendition;
@@ -37,4 +40,16 @@ pub(crate) fn init() {
         let _ = ffmpeg_next::init();
         ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
     });
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10), so encoding
+/// never competes on equal terms with serving threads. Threads the encoder
+/// library starts afterwards inherit it.
+pub(crate) fn lower_priority() {
+    // SAFETY: gettid and setpriority on the calling thread; failure only
+    // leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }

@@ -162,20 +162,27 @@ pub fn transcode(
     let mut frames = 0u64;
     let mut last_pts: Option<i64> = None;
     let mut decoded = frame::Video::empty();
+    // The poster comes from about a tenth into the video.
+    let poster_at = (total_frames / 10).max(1);
+    let mut poster_frame: Option<frame::Video> = None;
     let mut audio_frame = frame::Audio::empty();
     let mut packet = Packet::empty();
     let decode_result: Result<(), TranscodeError> = (|| {
-        let fan_out = |decoded: &frame::Video, frames: &mut u64| -> Result<(), TranscodeError> {
-            *frames += 1;
-            for tx in &video_tx {
-                // A closed queue means that encoder failed; its error is
-                // collected when joining.
-                if tx.send(decoded.clone()).is_err() {
-                    return Err(TranscodeError::Encode("an encoder stopped".into()));
+        let mut fan_out =
+            |decoded: &frame::Video, frames: &mut u64| -> Result<(), TranscodeError> {
+                *frames += 1;
+                if *frames == poster_at || poster_frame.is_none() {
+                    poster_frame = Some(decoded.clone());
                 }
-            }
-            Ok(())
-        };
+                for tx in &video_tx {
+                    // A closed queue means that encoder failed; its error is
+                    // collected when joining.
+                    if tx.send(decoded.clone()).is_err() {
+                        return Err(TranscodeError::Encode("an encoder stopped".into()));
+                    }
+                }
+                Ok(())
+            };
         loop {
             match packet.read(&mut input) {
                 Ok(()) => {}
@@ -275,6 +282,11 @@ pub fn transcode(
         } else {
             audio = Some(r);
         }
+    }
+    if let (Some(frame), Some((w, h))) =
+        (&poster_frame, videos.first().and_then(|v| v.encoded.size))
+    {
+        crate::poster::write(frame, w, h, &staging.path().join("poster.jpg"))?;
     }
     let master = package::master_playlist(&videos, audio.as_ref(), fps);
     std::fs::write(staging.path().join("master.m3u8"), master)

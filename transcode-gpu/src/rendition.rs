@@ -77,6 +77,7 @@ pub fn video(
     backend: VideoEncoder,
     frames: Receiver<frame::Video>,
 ) -> Result<Encoded, TranscodeError> {
+    crate::lower_priority();
     let (src_w, src_h, src_fmt, sar) = src;
     let (w, h) = rung.size(src_w, src_h, sar);
     let (mut octx, mux_opts) = open_muxer(&dir, common.segment_seconds)?;
@@ -184,6 +185,7 @@ pub fn audio(
     frames: Receiver<frame::Audio>,
     video_seconds: Option<f64>,
 ) -> Result<Encoded, TranscodeError> {
+    crate::lower_priority();
     let (mut octx, mux_opts) = open_muxer(&dir, segment_seconds)?;
     let codec = encoder::find(codec::Id::AAC).ok_or(TranscodeError::MissingCodec("AAC"))?;
     let layout = ff::ChannelLayout::STEREO;
