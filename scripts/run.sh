@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job in one command: install what is missing, build, make a sample
-# HLS + DASH clip (CMAF, two video rungs + audio), serve it with the engine
-# and print the URLs. Ctrl-C drains and stops. Safe to run again.
+# clip, transcode it into HLS + DASH (CMAF, 720/480/360 + audio), serve it
+# with the engine and print the URLs. Ctrl-C drains and stops. Safe to run
+# again.
 #
-# Until the transcoder (issue 3) and `streamgate serve` (issue 5) land, the
-# sample is packaged by the ffmpeg CLI and the engine runs with --open.
+# Until `streamgate serve` with ingest (issue 5) lands, the clip is made by
+# the ffmpeg CLI, packaged by `streamgate transcode`, and the engine runs
+# with --open.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,30 +21,17 @@ cargo build --release -q -p streamgate
 
 mkdir -p "$ASSETS"
 if [ ! -f "$ASSETS/$ID/manifest.mpd" ]; then
-  echo "run.sh: packaging a 12 s sample clip into $ASSETS/$ID"
-  # Built beside the root under a dot name (never served), then renamed
-  # into place: a half-written asset is never visible.
-  stage=$(mktemp -d "$ASSETS/.staging-XXXXXX")
-  trap 'rm -rf "$stage"' EXIT
-  mkdir -p "$stage/r0" "$stage/r1" "$stage/r2"  # the dash muxer does not create them
-  ffmpeg -hide_banner -loglevel error -nostdin \
+  echo "run.sh: making a 12 s sample clip and transcoding it into $ASSETS/$ID"
+  mkdir -p "$DATA/sources"
+  [ -f "$DATA/sources/sample.mp4" ] || ffmpeg -hide_banner -loglevel error -nostdin -y \
     -f lavfi -i "testsrc2=size=1280x720:rate=30" \
     -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 12 \
-    -map 0:v -map 0:v -map 1:a \
-    -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p \
-    -g 60 -keyint_min 60 -sc_threshold 0 \
-    -filter:v:0 scale=1280:720 -b:v:0 2800k -maxrate:v:0 3000k -bufsize:v:0 5600k \
-    -filter:v:1 scale=640:360 -b:v:1 800k -maxrate:v:1 900k -bufsize:v:1 1600k \
-    -c:a aac -b:a 128k -ac 2 \
-    -f dash -seg_duration 2 -use_template 1 -use_timeline 1 \
-    -adaptation_sets "id=0,streams=v id=1,streams=a" \
-    -hls_playlist 1 -hls_master_name master.m3u8 \
-    -init_seg_name 'r$RepresentationID$/init.mp4' \
-    -media_seg_name 'r$RepresentationID$/$Number$.m4s' \
-    "$stage/manifest.mpd"
-  chmod 755 "$stage"
-  mv -T "$stage" "$ASSETS/$ID"
-  trap - EXIT
+    -c:v libx264 -preset veryfast -crf 18 -pix_fmt yuv420p -c:a aac -b:a 192k -shortest \
+    "$DATA/sources/sample.mp4"
+  # The transcoder builds beside the root under a dot name (never served)
+  # and renames into place: a half-written asset is never visible.
+  target/release/streamgate transcode "$DATA/sources/sample.mp4" --out "$ASSETS/$ID" \
+    --ladder 720,480,360 --segment-seconds 2
 fi
 
 cat <<MSG
@@ -53,7 +42,7 @@ cat <<MSG
   DASH:  http://$LISTEN/v/$ID/manifest.mpd
 
   Try:   ffprobe -hide_banner http://$LISTEN/v/$ID/master.m3u8
-         curl -sI http://$LISTEN/v/$ID/r0/1.m4s
+         curl -sI http://$LISTEN/v/$ID/720p/1.m4s
 
   Gating by NFT arrives with the control plane (issue 4); this engine runs
   with --open, so every asset is public. Ctrl-C stops it cleanly.

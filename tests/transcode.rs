@@ -189,6 +189,22 @@ fn ladder_is_pruned_aligned_and_truthful() {
     assert_eq!(mpd.matches("<S t=").count(), 2 * a.len() + audio_segments);
     decodes_cleanly(&out.join("master.m3u8").to_string_lossy());
     decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
+    // The I-frame playlist's byte ranges hold exactly a keyframe: init plus
+    // the range decodes to one I frame.
+    assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF") && master.contains("480p/iframes.m3u8"));
+    let iframes = std::fs::read_to_string(out.join("480p/iframes.m3u8")).unwrap();
+    assert!(iframes.contains("#EXT-X-I-FRAMES-ONLY"));
+    let len: usize = iframes
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-BYTERANGE:"))
+        .and_then(|r| r.trim_end_matches("@0").parse().ok())
+        .expect("a byte range");
+    let mut keyframe = std::fs::read(out.join("480p/init.mp4")).unwrap();
+    keyframe.extend_from_slice(&std::fs::read(out.join("480p/1.m4s")).unwrap()[..len]);
+    let probe_file = s.0.join("keyframe.mp4");
+    std::fs::write(&probe_file, keyframe).unwrap();
+    let frames = ffprobe(&["-select_streams", "v", "-show_frames", "-show_entries", "frame=key_frame,pict_type", "-of", "csv=p=0"], &probe_file.to_string_lossy());
+    assert!(frames.starts_with("1,I"), "{frames}");
     // The poster is a JPEG at the top rendition's size.
     let poster = ffprobe(
         &[

@@ -21,6 +21,8 @@ pub struct Segment {
     pub start: u64,
     /// Sum of the segment's sample durations, in `timescale` units.
     pub ticks: u64,
+    /// Bytes from the segment's start through its first (key) frame.
+    pub keyframe_end: Option<u64>,
 }
 
 /// A rendition as written, with what the manifests need.
@@ -70,6 +72,7 @@ impl Rendition {
                     bytes: data.len() as u64,
                     start,
                     ticks,
+                    keyframe_end: mp4::first_sample_end(&data),
                 });
             }
         }
@@ -119,6 +122,32 @@ impl Rendition {
         }
         out.push_str("#EXT-X-ENDLIST\n");
         out
+    }
+
+    /// The I-frame playlist (`iframes.m3u8`): each segment's keyframe as a
+    /// byte range, for trick play and thumbnails. `None` when a segment's
+    /// keyframe range cannot be read.
+    pub fn iframe_playlist(&self) -> Option<String> {
+        let target = self.segments.iter().map(|s| s.duration.round() as u64).max().unwrap_or(1).max(1);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
+             #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+            self.first_number()
+        );
+        for s in &self.segments {
+            let _ = write!(out, "#EXTINF:{:.6},\n#EXT-X-BYTERANGE:{}@0\n{}\n", s.duration, s.keyframe_end?, s.uri);
+        }
+        out.push_str("#EXT-X-ENDLIST\n");
+        Some(out)
+    }
+
+    /// Peak bitrate of the keyframes alone, bits per second.
+    pub fn iframe_peak_bps(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| (s.keyframe_end.unwrap_or(0) as f64 * 8.0 / s.duration.max(0.001)).ceil() as u64)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of the first segment (`1` for `1.m4s`).
@@ -187,6 +216,16 @@ pub fn master_playlist(videos: &[Rendition], audio: Option<&Rendition>, frame_ra
             out.push_str(",AUDIO=\"aud\"");
         }
         let _ = writeln!(out, "\n{}/index.m3u8", v.encoded.name);
+    }
+    for v in videos.iter().filter(|v| v.iframe_playlist().is_some()) {
+        let (w, h) = v.encoded.size.unwrap_or((0, 0));
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={w}x{h},URI=\"{}/iframes.m3u8\"",
+            v.iframe_peak_bps(),
+            v.encoded.codec,
+            v.encoded.name
+        );
     }
     out
 }
@@ -365,6 +404,61 @@ pub mod mp4 {
             }
         }
         Some(total)
+    }
+
+    /// Bytes from the start of a segment to the end of its first sample
+    /// (the keyframe): what an I-frame playlist's BYTERANGE covers.
+    pub fn first_sample_end(segment: &[u8]) -> Option<u64> {
+        let mut offset = 0usize;
+        let mut rest = segment;
+        while rest.len() >= 8 {
+            let size = u32::from_be_bytes(rest[0..4].try_into().ok()?) as usize;
+            if size < 8 || size > rest.len() {
+                return None;
+            }
+            if &rest[4..8] == b"moof" {
+                let moof = &rest[8..size];
+                let traf = find(moof, &[b"traf"])?;
+                let tfhd = boxes(traf).find(|(k, _)| k == b"tfhd")?.1;
+                let tfhd_flags = u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
+                let mut at = 8;
+                for (flag, len) in [(0x01, 8), (0x02, 4), (0x08, 4)] {
+                    if tfhd_flags & flag != 0 {
+                        at += len;
+                    }
+                }
+                let default_size = (tfhd_flags & 0x10 != 0)
+                    .then(|| tfhd.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default())))
+                    .flatten();
+                let trun = boxes(traf).find(|(k, _)| k == b"trun")?.1;
+                let flags = u32::from_be_bytes([0, *trun.get(1)?, *trun.get(2)?, *trun.get(3)?]);
+                let mut at = 8;
+                // Data offsets are relative to the moof (default-base-is-moof).
+                let data_offset = if flags & 0x01 != 0 {
+                    let v = i32::from_be_bytes(trun.get(at..at + 4)?.try_into().ok()?);
+                    at += 4;
+                    v
+                } else {
+                    return None;
+                };
+                if flags & 0x04 != 0 {
+                    at += 4;
+                }
+                if flags & 0x100 != 0 {
+                    at += 4;
+                }
+                let first_size = if flags & 0x200 != 0 {
+                    u32::from_be_bytes(trun.get(at..at + 4)?.try_into().ok()?)
+                } else {
+                    default_size?
+                };
+                let start = (offset as i64 + i64::from(data_offset)) as u64;
+                return Some(start + u64::from(first_size));
+            }
+            offset += size;
+            rest = &rest[size..];
+        }
+        None
     }
 
     /// `moof/traf/tfdt` base media decode time of a fragment.
