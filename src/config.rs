@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use streamgate_engine::{AccessPolicy, EngineConfig};
+use streamgate_engine::{AccessPolicy, EngineConfig, JobsConfig};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -54,6 +54,9 @@ pub struct EngineSection {
     cors_origins: Option<Vec<String>>,
     max_request_line: Option<usize>,
     max_head_bytes: Option<usize>,
+    job_workers: Option<usize>,
+    job_attempts: Option<u32>,
+    job_preset: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -78,6 +81,11 @@ impl FileConfig {
             .map_err(|e: toml::de::Error| format!("invalid configuration: {e}"))?;
         config.engine_config()?; // surface bad durations now
         Ok(config)
+    }
+
+    /// The transcode job spool: `<data_dir>/jobs`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
     }
 
     /// The engine's configuration (before command-line overrides).
@@ -142,6 +150,13 @@ impl FileConfig {
         if let Some(v) = e.max_head_bytes {
             c.limits.max_head_bytes = v;
         }
+        let workers = e.job_workers.unwrap_or(1);
+        c.jobs = (workers > 0).then(|| JobsConfig {
+            spool: self.spool_dir(),
+            workers,
+            max_attempts: e.job_attempts.unwrap_or(3),
+            preset: e.job_preset.clone().unwrap_or_else(|| "veryfast".into()),
+        });
         Ok(c)
     }
 }

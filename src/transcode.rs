@@ -27,10 +27,20 @@ pub struct TranscodeArgs {
     /// x264 preset for CPU encodes.
     #[arg(long, default_value = "veryfast")]
     preset: String,
+    /// Queue the job for the running engine's job runner instead of
+    /// transcoding here (spool: <data_dir>/jobs).
+    #[arg(long)]
+    queue: bool,
+    /// Configuration file, to find the data dir (with --queue).
+    #[arg(long, env = "STREAMGATE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// Runs the transcode and prints where the asset went.
 pub fn run(args: TranscodeArgs) -> Result<(), String> {
+    if args.queue {
+        return queue(&args);
+    }
     let mut opts = Options::new(args.input, args.out);
     opts.ladder = ladder::parse(&args.ladder).map_err(|e| e.to_string())?;
     opts.segment_seconds = args.segment_seconds;
@@ -76,5 +86,22 @@ pub fn run(args: TranscodeArgs) -> Result<(), String> {
             "none"
         }
     );
+    Ok(())
+}
+
+/// `--queue`: adds the job to the spool and says how to follow it.
+fn queue(args: &TranscodeArgs) -> Result<(), String> {
+    let config = crate::config::FileConfig::load(args.config.as_deref())?;
+    ladder::parse(&args.ladder).map_err(|e| e.to_string())?;
+    let input = std::path::absolute(&args.input).map_err(|e| e.to_string())?;
+    let out = std::path::absolute(&args.out).map_err(|e| e.to_string())?;
+    let spool = streamgate_transcode_gpu::jobs::Spool::open(&config.spool_dir(), 1)
+        .map_err(|e| e.to_string())?;
+    let id = spool
+        .submit(&input, &out, &args.ladder, args.segment_seconds)
+        .map_err(|e| e.to_string())?;
+    let admin = config.engine_config()?.admin;
+    println!("{id}");
+    eprintln!("queued; follow it at http://{admin}/jobs");
     Ok(())
 }

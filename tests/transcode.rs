@@ -203,7 +203,18 @@ fn ladder_is_pruned_aligned_and_truthful() {
     keyframe.extend_from_slice(&std::fs::read(out.join("480p/1.m4s")).unwrap()[..len]);
     let probe_file = s.0.join("keyframe.mp4");
     std::fs::write(&probe_file, keyframe).unwrap();
-    let frames = ffprobe(&["-select_streams", "v", "-show_frames", "-show_entries", "frame=key_frame,pict_type", "-of", "csv=p=0"], &probe_file.to_string_lossy());
+    let frames = ffprobe(
+        &[
+            "-select_streams",
+            "v",
+            "-show_frames",
+            "-show_entries",
+            "frame=key_frame,pict_type",
+            "-of",
+            "csv=p=0",
+        ],
+        &probe_file.to_string_lossy(),
+    );
     assert!(frames.starts_with("1,I"), "{frames}");
     // The poster is a JPEG at the top rendition's size.
     let poster = ffprobe(
@@ -345,4 +356,91 @@ fn the_engine_serves_a_transcoded_asset_over_hls_and_dash() {
         (200, Some("image/jpeg"))
     );
     assert!(poster.body.starts_with(&[0xff, 0xd8]), "not a JPEG");
+}
+
+/// Polls the admin `/jobs` listing until `done` says so.
+fn wait_jobs(e: &Engine, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let listing = String::from_utf8(common::try_get(e.admin, "/jobs").unwrap().body).unwrap();
+        if done(&listing) {
+            return listing;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {listing}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn queue(e: &Engine, input: &Path, out: &Path) -> String {
+    let result = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("transcode")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--queue",
+            "--ladder",
+            "360,240",
+            "--segment-seconds",
+            "2",
+            "--config",
+        ])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    ok(&result);
+    String::from_utf8(result.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_job_survives_kill_9_and_completes_after_restart() {
+    let s = Scratch::new("tc-jobs");
+    let input = clip(&s.0, "long.mp4", "640x360", 20, true);
+    let bad = s.0.join("bad.mp4");
+    std::fs::write(&bad, b"not a video at all").unwrap();
+    let mut e = Engine::start_with(
+        Options {
+            engine_toml: "job_workers = 1\njob_attempts = 2\njob_preset = \"slower\"".into(),
+            ..Options::default()
+        },
+        |_| {},
+    );
+    let out = e.root.join("movie");
+    let id = queue(&e, &input, &out);
+    // Kill the engine in the middle of the transcode.
+    wait_jobs(&e, "the job to run", |l| {
+        l.contains(&format!("{id} running")) && l.contains("percent=")
+    });
+    e.kill9_and_restart();
+    assert!(!out.exists(), "a half-done asset was published");
+    // Restarted: the interrupted job runs again (attempt 2) and publishes.
+    let listing = wait_jobs(&e, "the job to finish", |l| {
+        l.contains(&format!("{id} done")) || l.contains(&format!("{id} failed"))
+    });
+    assert!(
+        listing.contains(&format!("{id} done attempts=2")),
+        "{listing}"
+    );
+    decodes_cleanly(&format!("http://{}/v/movie/master.m3u8", e.addr));
+    assert!(leftovers(&e.root).is_empty(), "staging left behind");
+    let metrics = String::from_utf8(common::try_get(e.admin, "/metrics").unwrap().body).unwrap();
+    assert!(
+        metrics.contains("streamgate_jobs{state=\"done\"} 1"),
+        "{metrics}"
+    );
+
+    // A job that cannot succeed is retried, then marked failed with its error.
+    let bad_id = queue(&e, &bad, &e.root.join("broken"));
+    let listing = wait_jobs(&e, "the bad job to fail", |l| {
+        l.contains(&format!("{bad_id} failed"))
+    });
+    assert!(
+        listing.contains(&format!("{bad_id} failed attempts=2")),
+        "{listing}"
+    );
+    assert!(listing.contains("not a media file"), "{listing}");
+    assert!(!e.root.join("broken").exists());
 }

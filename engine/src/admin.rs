@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/jobs`.
 //!
 //! It runs on its own plain thread, off the worker cores' rings: scrapes are
 //! rare, and a slow scraper must never take a serving core's time.
@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use streamgate_net::request::{self, Limits, Method, Parsed};
 use streamgate_net::response::{DateCache, HeadWriter};
 
+use crate::jobs::Runner;
 use crate::shutdown::Drain;
 
 /// Binds the admin address and serves it on a background thread.
@@ -21,26 +22,35 @@ pub fn start(
     metrics: PrometheusHandle,
     ready: Arc<AtomicBool>,
     drain: Drain,
+    jobs: Option<Arc<Runner>>,
 ) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
+    let state = State {
+        metrics,
+        ready,
+        drain,
+        jobs,
+    };
     std::thread::Builder::new()
         .name("sg-admin".into())
         .spawn(move || {
             let mut dates = DateCache::default();
             for stream in listener.incoming().flatten() {
-                let _ = handle(stream, &metrics, &ready, &drain, &mut dates);
+                let _ = handle(stream, &state, &mut dates);
             }
         })?;
     Ok(())
 }
 
-fn handle(
-    mut stream: TcpStream,
-    metrics: &PrometheusHandle,
-    ready: &AtomicBool,
-    drain: &Drain,
-    dates: &mut DateCache,
-) -> io::Result<()> {
+/// What the admin endpoints read.
+struct State {
+    metrics: PrometheusHandle,
+    ready: Arc<AtomicBool>,
+    drain: Drain,
+    jobs: Option<Arc<Runner>>,
+}
+
+fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let limits = Limits::default();
@@ -54,7 +64,7 @@ fn handle(
         buf.extend_from_slice(&chunk[..n]);
         match request::parse(&buf, &limits) {
             Ok(Parsed::Partial) => continue,
-            Ok(Parsed::Complete { request, .. }) => break route(&request, metrics, ready, drain),
+            Ok(Parsed::Complete { request, .. }) => break route(&request, state),
             Err(e) => break (e.status(), "text/plain", "bad request\n".to_string()),
         }
     };
@@ -69,26 +79,27 @@ fn handle(
     stream.write_all(body.as_bytes())
 }
 
-fn route(
-    req: &request::Request<'_>,
-    metrics: &PrometheusHandle,
-    ready: &AtomicBool,
-    drain: &Drain,
-) -> (u16, &'static str, String) {
+fn route(req: &request::Request<'_>, state: &State) -> (u16, &'static str, String) {
     if !matches!(req.method, Method::Get | Method::Head) {
         return (405, "text/plain", "method not allowed\n".into());
     }
     let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
+    let ready = state.ready.load(Ordering::SeqCst) && !state.drain.is_triggered();
     match path {
         b"/metrics" => {
-            metrics.run_upkeep();
-            (200, "text/plain; version=0.0.4", metrics.render())
+            if let Some(jobs) = &state.jobs {
+                jobs.export_metrics();
+            }
+            state.metrics.run_upkeep();
+            (200, "text/plain; version=0.0.4", state.metrics.render())
         }
         b"/healthz" => (200, "text/plain", "ok\n".into()),
-        b"/readyz" if ready.load(Ordering::SeqCst) && !drain.is_triggered() => {
-            (200, "text/plain", "ready\n".into())
-        }
+        b"/readyz" if ready => (200, "text/plain", "ready\n".into()),
         b"/readyz" => (503, "text/plain", "not ready\n".into()),
+        b"/jobs" => match &state.jobs {
+            Some(jobs) => (200, "text/plain", jobs.listing()),
+            None => (404, "text/plain", "no job runner\n".into()),
+        },
         _ => (404, "text/plain", "not found\n".into()),
     }
 }

@@ -54,6 +54,21 @@ pub struct EngineConfig {
     pub cors_origins: Vec<String>,
     /// How long SIGTERM waits for in-flight responses.
     pub shutdown_grace: Duration,
+    /// The transcode job runner; `None` runs no jobs.
+    pub jobs: Option<JobsConfig>,
+}
+
+/// The job runner: workers taking transcode jobs from a durable spool.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Spool directory (`<data_dir>/jobs`).
+    pub spool: PathBuf,
+    /// Concurrent jobs.
+    pub workers: usize,
+    /// Attempts before a job is marked failed.
+    pub max_attempts: u32,
+    /// x264 preset.
+    pub preset: String,
 }
 
 impl EngineConfig {
@@ -76,6 +91,7 @@ impl EngineConfig {
             manifest_max_age: 2,
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
+            jobs: None,
         }
     }
 

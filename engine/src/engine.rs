@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::admin;
 use crate::config::EngineConfig;
 use crate::fs::Root;
+use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
 use crate::telemetry;
 use crate::worker::{self, Spawn};
@@ -26,6 +27,8 @@ pub enum EngineError {
     Worker(io::Error),
     /// The metrics recorder could not be installed.
     Metrics(String),
+    /// The job spool could not be opened.
+    Jobs(String),
 }
 
 impl fmt::Display for EngineError {
@@ -35,6 +38,7 @@ impl fmt::Display for EngineError {
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             Self::Worker(e) => write!(f, "cannot start a worker: {e}"),
             Self::Metrics(e) => write!(f, "cannot install the metrics recorder: {e}"),
+            Self::Jobs(e) => write!(f, "cannot start the job runner: {e}"),
         }
     }
 }
@@ -47,6 +51,7 @@ pub struct Engine {
     drain: Drain,
     ready: Arc<AtomicBool>,
     grace: Duration,
+    jobs: Option<Arc<Runner>>,
 }
 
 impl Engine {
@@ -64,8 +69,18 @@ impl Engine {
         let config = Arc::new(config);
         let drain = Drain::default();
         let ready = Arc::new(AtomicBool::new(false));
-        admin::start(config.admin, metrics, Arc::clone(&ready), drain.clone())
-            .map_err(|e| EngineError::Bind(config.admin, e))?;
+        let jobs = match &config.jobs {
+            Some(j) => Some(Arc::new(Runner::start(j).map_err(EngineError::Jobs)?)),
+            None => None,
+        };
+        admin::start(
+            config.admin,
+            metrics,
+            Arc::clone(&ready),
+            drain.clone(),
+            jobs.clone(),
+        )
+        .map_err(|e| EngineError::Bind(config.admin, e))?;
 
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();
@@ -89,6 +104,7 @@ impl Engine {
             drain,
             ready,
             grace: config.shutdown_grace,
+            jobs,
         };
         for _ in 0..engine.workers.len() {
             match bound_rx.recv() {
@@ -115,6 +131,9 @@ impl Engine {
     pub fn shutdown(self) -> bool {
         self.ready.store(false, Ordering::SeqCst);
         self.drain.trigger();
+        if let Some(jobs) = &self.jobs {
+            jobs.stop();
+        }
         let deadline = Instant::now() + self.grace;
         while Instant::now() < deadline {
             if self.workers.iter().all(|w| w.is_finished()) {

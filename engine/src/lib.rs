@@ -14,7 +14,8 @@
 //! - `fs`: opening files strictly beneath the root (`openat2`);
 //! - `cache`: the per-core hot-segment cache;
 //! - `telemetry`: per-core counters flushed to the Prometheus recorder;
-//! - `admin`: `/metrics`, `/healthz`, `/readyz`;
+//! - `admin`: `/metrics`, `/healthz`, `/readyz`, `/jobs`;
+//! - `jobs`: the transcode job runner (spool in `streamgate-transcode-gpu`);
 //! - `shutdown`: draining on SIGTERM.
 
 pub mod config;
@@ -24,11 +25,12 @@ mod cache;
 mod connection;
 mod engine;
 mod fs;
+mod jobs;
 mod serve;
 mod shutdown;
 mod telemetry;
 mod worker;
 
-pub use config::{AccessPolicy, EngineConfig};
+pub use config::{AccessPolicy, EngineConfig, JobsConfig};
 pub use engine::{Engine, EngineError};
 pub use shutdown::wait_for_termination_signal;

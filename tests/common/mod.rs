@@ -66,6 +66,16 @@ pub struct Engine {
     pub admin: SocketAddr,
     pub scratch: Scratch,
     pub root: PathBuf,
+    args: Vec<String>,
+}
+
+fn spawn_engine(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn streamgate")
 }
 
 /// How to start an engine.
@@ -110,31 +120,45 @@ impl Engine {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamgate"));
-        cmd.arg("engine")
-            .arg("--config")
-            .arg(&config)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--admin")
-            .arg(admin.to_string())
-            .arg("--threads")
-            .arg(options.threads.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        let mut args: Vec<String> = vec![
+            "engine".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        args.extend([
+            "--listen".into(),
+            addr.to_string(),
+            "--admin".into(),
+            admin.to_string(),
+        ]);
+        args.extend(["--threads".into(), options.threads.to_string()]);
         if options.open {
-            cmd.arg("--open");
+            args.push("--open".into());
         }
-        let child = cmd.spawn().expect("spawn streamgate");
+        let child = spawn_engine(&args);
         let engine = Self {
             child,
             addr,
             admin,
             scratch,
             root,
+            args,
         };
         engine.wait_ready();
         engine
+    }
+
+    /// `kill -9`, then start again with the same configuration.
+    pub fn kill9_and_restart(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        self.child = spawn_engine(&self.args);
+        self.wait_ready();
+    }
+
+    /// The streamgate.toml this engine runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.scratch.0.join("streamgate.toml")
     }
 
     fn wait_ready(&self) {

@@ -94,7 +94,12 @@ pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
         Ok(()) => Ok(VideoEncoder::Nvenc),
         Err(why) if mode == GpuMode::Require => Err(TranscodeError::GpuRequired(why)),
         Err(why) => {
-            eprintln!("transcode: no usable GPU encoder ({why}); encoding with libx264 on the CPU");
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "transcode: no usable GPU encoder ({why}); encoding with libx264 on the CPU"
+                )
+            });
             Ok(VideoEncoder::X264)
         }
     }

@@ -13,14 +13,15 @@
 //! - `publish`: staging directory, fsync, rename;
 //! - [`pipeline`]: the whole transcode.
 //!
-//! - `poster`: the poster JPEG.
+//! - `poster`: the poster JPEG;
+//! - [`jobs`]: the durable job spool the engine's job runner works from.
 //!
-//! Not built yet (issue 3 continues): AV1 rungs, the I-frame playlist, the
-//! engine's durable job spool, the NVDEC/NVENC pipeline.
+//! Not built yet (issue 3 continues): AV1 rungs, the NVDEC/NVENC pipeline.
 
 pub mod backend;
 mod codecs;
 pub mod error;
+pub mod jobs;
 pub mod ladder;
 pub mod package;
 pub mod pipeline;

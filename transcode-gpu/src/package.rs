@@ -128,14 +128,24 @@ impl Rendition {
     /// byte range, for trick play and thumbnails. `None` when a segment's
     /// keyframe range cannot be read.
     pub fn iframe_playlist(&self) -> Option<String> {
-        let target = self.segments.iter().map(|s| s.duration.round() as u64).max().unwrap_or(1).max(1);
+        let target = self
+            .segments
+            .iter()
+            .map(|s| s.duration.round() as u64)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut out = format!(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
              #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
             self.first_number()
         );
         for s in &self.segments {
-            let _ = write!(out, "#EXTINF:{:.6},\n#EXT-X-BYTERANGE:{}@0\n{}\n", s.duration, s.keyframe_end?, s.uri);
+            let _ = write!(
+                out,
+                "#EXTINF:{:.6},\n#EXT-X-BYTERANGE:{}@0\n{}\n",
+                s.duration, s.keyframe_end?, s.uri
+            );
         }
         out.push_str("#EXT-X-ENDLIST\n");
         Some(out)
@@ -145,7 +155,9 @@ impl Rendition {
     pub fn iframe_peak_bps(&self) -> u64 {
         self.segments
             .iter()
-            .map(|s| (s.keyframe_end.unwrap_or(0) as f64 * 8.0 / s.duration.max(0.001)).ceil() as u64)
+            .map(|s| {
+                (s.keyframe_end.unwrap_or(0) as f64 * 8.0 / s.duration.max(0.001)).ceil() as u64
+            })
             .max()
             .unwrap_or(0)
     }
@@ -420,7 +432,8 @@ pub mod mp4 {
                 let moof = &rest[8..size];
                 let traf = find(moof, &[b"traf"])?;
                 let tfhd = boxes(traf).find(|(k, _)| k == b"tfhd")?.1;
-                let tfhd_flags = u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
+                let tfhd_flags =
+                    u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
                 let mut at = 8;
                 for (flag, len) in [(0x01, 8), (0x02, 4), (0x08, 4)] {
                     if tfhd_flags & flag != 0 {
@@ -428,7 +441,10 @@ pub mod mp4 {
                     }
                 }
                 let default_size = (tfhd_flags & 0x10 != 0)
-                    .then(|| tfhd.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default())))
+                    .then(|| {
+                        tfhd.get(at..at + 4)
+                            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
+                    })
                     .flatten();
                 let trun = boxes(traf).find(|(k, _)| k == b"trun")?.1;
                 let flags = u32::from_be_bytes([0, *trun.get(1)?, *trun.get(2)?, *trun.get(3)?]);

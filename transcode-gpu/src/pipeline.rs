@@ -278,7 +278,8 @@ pub fn transcode(
         let dir = staging.path().join(&e.name);
         let r = Rendition::read(&dir, e)?;
         if let (Some(_), Some(iframes)) = (r.encoded.size, r.iframe_playlist()) {
-            std::fs::write(dir.join("iframes.m3u8"), iframes).map_err(|e| io("writing iframes.m3u8", e))?;
+            std::fs::write(dir.join("iframes.m3u8"), iframes)
+                .map_err(|e| io("writing iframes.m3u8", e))?;
         }
         if r.encoded.size.is_some() {
             videos.push(r);
