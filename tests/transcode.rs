@@ -444,3 +444,35 @@ fn a_job_survives_kill_9_and_completes_after_restart() {
     assert!(listing.contains("not a media file"), "{listing}");
     assert!(!e.root.join("broken").exists());
 }
+
+#[test]
+fn av1_rungs_by_config_align_with_h264() {
+    let s = Scratch::new("tc-av1");
+    let input = clip(&s.0, "src.mp4", "640x360", 4, true);
+    let out = s.0.join("av1");
+    ok(&transcode(&input, &out, &["--ladder", "360,240:av1"]));
+    assert_eq!(
+        extinfs(&out.join("360p/index.m3u8")),
+        extinfs(&out.join("240p-av1/index.m3u8"))
+    );
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(master.contains("CODECS=\"av01.0."), "{master}");
+    let info = ffprobe(
+        &[
+            "-show_entries",
+            "stream=codec_name,height",
+            "-of",
+            "csv=p=0",
+        ],
+        &out.join("240p-av1/index.m3u8").to_string_lossy(),
+    );
+    assert_eq!(info.lines().next(), Some("av1,240"));
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    assert_eq!(
+        mpd.matches("contentType=\"video\"").count(),
+        2,
+        "one AdaptationSet per codec"
+    );
+    decodes_cleanly(&out.join("master.m3u8").to_string_lossy());
+    decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
+}

@@ -36,13 +36,17 @@ impl std::str::FromStr for GpuMode {
     }
 }
 
-/// The H.264 encoder every video rung uses.
+/// A video encoder a rung can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoEncoder {
     /// libx264 on the CPU.
     X264,
     /// NVIDIA NVENC through FFmpeg (`h264_nvenc`).
     Nvenc,
+    /// SVT-AV1 through FFmpeg (`libsvtav1`).
+    SvtAv1,
+    /// rav1e through FFmpeg (`librav1e`): the AV1 fallback.
+    Rav1e,
 }
 
 impl VideoEncoder {
@@ -51,6 +55,8 @@ impl VideoEncoder {
         match self {
             Self::X264 => "libx264",
             Self::Nvenc => "h264_nvenc",
+            Self::SvtAv1 => "libsvtav1",
+            Self::Rav1e => "librav1e",
         }
     }
 
@@ -80,8 +86,52 @@ impl VideoEncoder {
                 opts.set("forced-idr", "1");
                 opts.set("strict_gop", "1");
             }
+            Self::SvtAv1 => {
+                // Closed GOP (IDR key frames), no scene-change key frames.
+                opts.set("preset", &av1_speed(&common.preset, 4).to_string());
+                opts.set("svtav1-params", "scd=0:irefresh-type=2");
+            }
+            Self::Rav1e => {
+                opts.set(
+                    "speed",
+                    &av1_speed(&common.preset, 0).clamp(0, 10).to_string(),
+                );
+                opts.set("keyint_min", &gop.to_string());
+            }
         }
     }
+
+    /// Whether the encoder takes a VBV cap (maxrate/bufsize) with VBR.
+    pub fn takes_vbv(self) -> bool {
+        matches!(self, Self::X264 | Self::Nvenc)
+    }
+}
+
+/// Maps an x264 preset name to an AV1 speed (`base` + 0…8, faster = higher).
+fn av1_speed(x264_preset: &str, base: i32) -> i32 {
+    let step = match x264_preset {
+        "ultrafast" => 8,
+        "superfast" => 7,
+        "veryfast" => 6,
+        "faster" => 5,
+        "fast" => 4,
+        "medium" => 3,
+        "slow" => 2,
+        "slower" => 1,
+        _ => 0,
+    };
+    base + step
+}
+
+/// Picks the AV1 encoder: SVT-AV1 when this FFmpeg has it, else rav1e.
+/// (Software encoders need no trial open — and SVT-AV1 1.4 hangs when an
+/// encoder that never saw a frame is closed.)
+pub fn select_av1() -> Result<VideoEncoder, TranscodeError> {
+    crate::init();
+    [VideoEncoder::SvtAv1, VideoEncoder::Rav1e]
+        .into_iter()
+        .find(|c| c.find().is_some())
+        .ok_or(TranscodeError::MissingCodec("AV1 (libsvtav1 or librav1e)"))
 }
 
 /// Picks the video encoder for `mode`, saying once why the CPU is used.
@@ -90,7 +140,7 @@ pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
     if mode == GpuMode::Off {
         return Ok(VideoEncoder::X264);
     }
-    match try_open_nvenc() {
+    match try_open(VideoEncoder::Nvenc) {
         Ok(()) => Ok(VideoEncoder::Nvenc),
         Err(why) if mode == GpuMode::Require => Err(TranscodeError::GpuRequired(why)),
         Err(why) => {
@@ -105,11 +155,13 @@ pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
     }
 }
 
-/// Opens (and drops) a 256×256 NVENC session.
-fn try_open_nvenc() -> Result<(), String> {
-    let codec = VideoEncoder::Nvenc
+/// Opens (and drops) a 256×256 session of `encoder`: for NVENC this asks
+/// the driver, which is the only reliable test.
+fn try_open(encoder: VideoEncoder) -> Result<(), String> {
+    let name = encoder.name();
+    let codec = encoder
         .find()
-        .ok_or("this FFmpeg build has no h264_nvenc")?;
+        .ok_or_else(|| format!("this FFmpeg build has no {name}"))?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
@@ -127,5 +179,5 @@ fn try_open_nvenc() -> Result<(), String> {
     }
     opened
         .map(|_| ())
-        .map_err(|e| format!("h264_nvenc did not open: {e}"))
+        .map_err(|e| format!("{name} did not open: {e}"))
 }

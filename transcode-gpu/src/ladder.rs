@@ -2,19 +2,34 @@
 
 use std::fmt;
 
-/// One video rendition: a target height and bitrate.
+/// The video codec of a rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// H.264 (libx264, or NVENC when a GPU encoder opens).
+    #[default]
+    H264,
+    /// AV1 (SVT-AV1, else rav1e).
+    Av1,
+}
+
+/// One video rendition: a target height, bitrate and codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rung {
     /// Output height in pixels (width follows the source's aspect ratio).
     pub height: u32,
     /// Target (average) video bitrate, kb/s.
     pub kbps: u32,
+    /// Video codec.
+    pub codec: Codec,
 }
 
 impl Rung {
-    /// The rendition's directory name, e.g. `720p`.
+    /// The rendition's directory name, e.g. `720p` or `720p-av1`.
     pub fn name(&self) -> String {
-        format!("{}p", self.height)
+        match self.codec {
+            Codec::H264 => format!("{}p", self.height),
+            Codec::Av1 => format!("{}p-av1", self.height),
+        }
     }
 
     /// Output size for a `src_w`×`src_h` source: aspect kept, both even.
@@ -37,18 +52,22 @@ pub const DEFAULT_LADDER: [Rung; 4] = [
     Rung {
         height: 1080,
         kbps: 5000,
+        codec: Codec::H264,
     },
     Rung {
         height: 720,
         kbps: 2800,
+        codec: Codec::H264,
     },
     Rung {
         height: 480,
         kbps: 1400,
+        codec: Codec::H264,
     },
     Rung {
         height: 360,
         kbps: 800,
+        codec: Codec::H264,
     },
 ];
 
@@ -78,10 +97,16 @@ impl fmt::Display for LadderError {
 
 impl std::error::Error for LadderError {}
 
-/// Parses `1080,720,480` or `1080:5000,720:2800` (height[:kb/s]), highest first.
+/// Parses `1080,720,480`, `1080:5000,720:2800` or `720:av1`
+/// (height[:kb/s][:av1]), highest first. AV1 rungs default to 60% of the
+/// H.264 bitrate for the same height.
 pub fn parse(text: &str) -> Result<Vec<Rung>, LadderError> {
     let mut rungs = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (item, codec) = match item.strip_suffix(":av1") {
+            Some(rest) => (rest, Codec::Av1),
+            None => (item, Codec::H264),
+        };
         let (h, k) = match item.split_once(':') {
             Some((h, k)) => (h, Some(k)),
             None => (item, None),
@@ -95,16 +120,24 @@ pub fn parse(text: &str) -> Result<Vec<Rung>, LadderError> {
                 "height {height} must be even and within 144..=4320"
             )));
         }
-        let kbps = match k {
-            Some(k) => k
+        let kbps = match (k, codec) {
+            (Some(k), _) => k
                 .parse()
                 .map_err(|_| LadderError(format!("`{k}` is not a bitrate in kb/s")))?,
-            None => default_kbps(height),
+            (None, Codec::H264) => default_kbps(height),
+            (None, Codec::Av1) => default_kbps(height) * 3 / 5,
         };
-        if rungs.iter().any(|r: &Rung| r.height == height) {
+        if rungs
+            .iter()
+            .any(|r: &Rung| r.height == height && r.codec == codec)
+        {
             return Err(LadderError(format!("height {height} appears twice")));
         }
-        rungs.push(Rung { height, kbps });
+        rungs.push(Rung {
+            height,
+            kbps,
+            codec,
+        });
     }
     if rungs.is_empty() {
         return Err(LadderError("no rungs".into()));
@@ -126,7 +159,11 @@ pub fn prune(ladder: &[Rung], source_height: u32) -> Vec<Rung> {
     }
     let height = (source_height / 2 * 2).max(2);
     let kbps = ladder.last().map_or(default_kbps(height), |r| r.kbps);
-    vec![Rung { height, kbps }]
+    vec![Rung {
+        height,
+        kbps,
+        codec: Codec::H264,
+    }]
 }
 
 #[cfg(test)]
@@ -146,6 +183,14 @@ mod tests {
         assert!(parse("721").is_err());
         assert!(parse("720,720").is_err());
         assert!(parse("abc").is_err());
+        let mixed = parse("720,720:av1,480:900:av1").unwrap();
+        assert_eq!(mixed[0].codec, Codec::H264);
+        assert_eq!(
+            (mixed[1].codec, mixed[1].kbps, mixed[1].name()),
+            (Codec::Av1, 1680, "720p-av1".to_string())
+        );
+        assert_eq!(mixed[2].kbps, 900);
+        assert!(parse("720:av1,720:av1").is_err());
     }
 
     #[test]
@@ -160,7 +205,8 @@ mod tests {
             tiny,
             [Rung {
                 height: 240,
-                kbps: 800
+                kbps: 800,
+                codec: Codec::H264,
             }]
         );
     }
@@ -170,6 +216,7 @@ mod tests {
         let r = Rung {
             height: 360,
             kbps: 800,
+            codec: Codec::H264,
         };
         assert_eq!(r.size(1920, 1080, (1, 1)), (640, 360));
         assert_eq!(r.size(1440, 1080, (4, 3)), (640, 360)); // anamorphic 16:9
@@ -177,6 +224,7 @@ mod tests {
         let (w, h) = Rung {
             height: 480,
             kbps: 1,
+            codec: Codec::Av1,
         }
         .size(1280, 534, (1, 1));
         assert!(w % 2 == 0 && h == 480);

@@ -82,6 +82,10 @@ impl Rendition {
                 encoded.name
             )));
         }
+        let mut encoded = encoded;
+        if let Some(codec) = mp4::codec_string(&init) {
+            encoded.codec = codec;
+        }
         let mut rendition = Self {
             encoded,
             segments,
@@ -259,32 +263,49 @@ pub fn mpd(
         iso_duration(duration)
     );
     let _ = writeln!(out, "  <Period id=\"0\" start=\"PT0S\">");
-    let (max_w, max_h) = videos
-        .iter()
-        .filter_map(|v| v.encoded.size)
-        .max()
-        .unwrap_or((0, 0));
-    let _ = writeln!(
-        out,
-        "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" \
-         maxWidth=\"{max_w}\" maxHeight=\"{max_h}\" frameRate=\"{}/{}\">",
-        frame_rate.0, frame_rate.1
-    );
+    // One video AdaptationSet per codec family: players switch seamlessly
+    // only within one.
+    let mut families: Vec<&str> = Vec::new();
     for v in videos {
-        let (w, h) = v.encoded.size.unwrap_or((0, 0));
+        let family = v.encoded.codec.split('.').next().unwrap_or("");
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    let mut set_id = 0;
+    for family in families {
+        let members: Vec<&Rendition> = videos
+            .iter()
+            .filter(|v| v.encoded.codec.split('.').next() == Some(family))
+            .collect();
+        let (max_w, max_h) = members
+            .iter()
+            .filter_map(|v| v.encoded.size)
+            .max()
+            .unwrap_or((0, 0));
         let _ = writeln!(
             out,
-            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{w}\" height=\"{h}\">",
-            v.encoded.name,
-            v.encoded.codec,
-            v.peak_bps()
+            "    <AdaptationSet id=\"{set_id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" \
+             maxWidth=\"{max_w}\" maxHeight=\"{max_h}\" frameRate=\"{}/{}\">",
+            frame_rate.0, frame_rate.1
         );
-        template(&mut out, v);
-        let _ = writeln!(out, "      </Representation>");
+        set_id += 1;
+        for v in members {
+            let (w, h) = v.encoded.size.unwrap_or((0, 0));
+            let _ = writeln!(
+                out,
+                "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{w}\" height=\"{h}\">",
+                v.encoded.name,
+                v.encoded.codec,
+                v.peak_bps()
+            );
+            template(&mut out, v);
+            let _ = writeln!(out, "      </Representation>");
+        }
+        let _ = writeln!(out, "    </AdaptationSet>");
     }
-    let _ = writeln!(out, "    </AdaptationSet>");
     if let Some(a) = audio {
-        let _ = writeln!(out, "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" lang=\"und\">");
+        let _ = writeln!(out, "    <AdaptationSet id=\"{set_id}\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" lang=\"und\">");
         let _ = writeln!(
             out,
             "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" audioSamplingRate=\"48000\">",
@@ -475,6 +496,28 @@ pub mod mp4 {
             rest = &rest[size..];
         }
         None
+    }
+
+    /// The RFC 6381 codec string of the first track's sample entry.
+    pub fn codec_string(init: &[u8]) -> Option<String> {
+        let stsd = find(
+            init,
+            &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"],
+        )?;
+        let (kind, entry) = boxes(stsd.get(8..)?).next()?;
+        match &kind {
+            b"mp4a" => Some("mp4a.40.2".into()),
+            // Visual sample entries: 78 bytes of fields before child boxes.
+            b"avc1" | b"avc3" => {
+                let (_, avcc) = boxes(entry.get(78..)?).find(|(k, _)| k == b"avcC")?;
+                Some(crate::codecs::avc1(avcc).replace("avc1", std::str::from_utf8(&kind).ok()?))
+            }
+            b"av01" => {
+                let (_, av1c) = boxes(entry.get(78..)?).find(|(k, _)| k == b"av1C")?;
+                crate::codecs::av01(av1c)
+            }
+            _ => None,
+        }
     }
 
     /// `moof/traf/tfdt` base media decode time of a fragment.

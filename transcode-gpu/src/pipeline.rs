@@ -11,7 +11,7 @@ use ffmpeg_next as ff;
 
 use crate::backend::{self, GpuMode};
 use crate::error::{io, TranscodeError};
-use crate::ladder::{self, Rung};
+use crate::ladder::{self, Codec, Rung};
 use crate::package::{self, Rendition};
 use crate::probe;
 use crate::publish::Staging;
@@ -97,6 +97,11 @@ pub fn transcode(
     let (mut input, probe) = probe::probe(&opts.input)?;
     let encoder = backend::select(opts.gpu)?;
     let rungs = ladder::prune(&opts.ladder, probe.height);
+    let av1 = if rungs.iter().any(|r| r.codec == Codec::Av1) {
+        Some(backend::select_av1()?)
+    } else {
+        None
+    };
     let fps = probe.fps();
     let gop = ((fps * f64::from(opts.segment_seconds)).round() as u32).max(1);
     let common = Common {
@@ -136,8 +141,12 @@ pub fn transcode(
         std::fs::create_dir(&dir).map_err(|e| io("creating a rendition directory", e))?;
         let (tx, rx) = sync_channel(4);
         let (rung, common) = (*rung, common.clone());
+        let backend = match rung.codec {
+            Codec::H264 => encoder,
+            Codec::Av1 => av1.unwrap_or(encoder),
+        };
         workers.push(spawn(&rung.name(), move || {
-            rendition::video(dir, rung, src, common, encoder, rx)
+            rendition::video(dir, rung, src, common, backend, rx)
         })?);
         video_tx.push(tx);
     }

@@ -98,11 +98,13 @@ pub fn video(
     enc.set_gop(common.gop);
     enc.set_max_b_frames(2);
     enc.set_bit_rate(rung.kbps as usize * 1000);
-    // Capped VBV: peaks at 110% of the target over a two-second buffer.
-    enc.set_max_bit_rate(rung.kbps as usize * 1100);
     enc.set_flags(codec::Flags::GLOBAL_HEADER);
     let mut opts = Dictionary::new();
-    opts.set("bufsize", &(rung.kbps as usize * 2200).to_string());
+    if backend.takes_vbv() {
+        // Capped VBV: peaks at 110% of the target over a two-second buffer.
+        enc.set_max_bit_rate(rung.kbps as usize * 1100);
+        opts.set("bufsize", &(rung.kbps as usize * 2200).to_string());
+    }
     backend.options(&mut opts, &common);
     let mut enc = enc.open_as_with(codec, opts).map_err(|e| {
         encode(
