@@ -16,7 +16,8 @@
 //! - `poster`: the poster JPEG;
 //! - [`jobs`]: the durable job spool the engine's job runner works from.
 //!
-//! Not built yet (issue 3 continues): AV1 rungs, the NVDEC/NVENC pipeline.
+//! Not here: the NVDEC/NVENC pipeline itself (its own issue; `backend` is
+//! the interface it plugs into).
 
 pub mod backend;
 mod codecs;
