@@ -58,3 +58,47 @@ pub fn record(path: &Path, section: &str, report: &str) -> Result<(), String> {
     };
     std::fs::write(path, updated).map_err(|e| e.to_string())
 }
+
+/// Splits `--flag value` pairs, refusing a flag without its value.
+pub fn flags(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
+    args.chunks(2)
+        .map(|pair| match pair {
+            [flag, value] => Ok((flag.as_str(), value.as_str())),
+            [flag] => Err(format!("{flag} needs a value")),
+            _ => unreachable!("chunks(2) yields one or two items"),
+        })
+        .collect()
+}
+
+/// Parses a flag's number.
+pub fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: not a number: {value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_pair_up_or_complain() {
+        let args: Vec<String> = ["--rounds", "3", "--duration", "5"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            flags(&args).unwrap(),
+            [("--rounds", "3"), ("--duration", "5")]
+        );
+        let odd: Vec<String> = ["--rounds"].map(String::from).to_vec();
+        assert!(flags(&odd).is_err());
+        assert_eq!(number::<u32>("--rounds", "7"), Ok(7));
+        assert!(number::<u32>("--rounds", "x").is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

@@ -29,15 +29,9 @@ impl Options {
             streamgate: PathBuf::from("target/release/streamgate"),
             markdown: None,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let num = || {
-                value
-                    .parse::<usize>()
-                    .map_err(|_| format!("{flag}: not a number: {value}"))
-            };
-            match flag.as_str() {
+        for (flag, value) in crate::harness::flags(args)? {
+            let num = || crate::harness::number::<usize>(flag, value);
+            match flag {
                 "--rounds" => o.rounds = num()?.max(1),
                 "--duration" => o.seconds = num()?.max(1) as u64,
                 "--connections" => o.connections = num()?.max(1),

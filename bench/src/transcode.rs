@@ -29,13 +29,12 @@ impl Options {
             streamgate: PathBuf::from("target/release/streamgate"),
             markdown: None,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            match flag.as_str() {
-                "--rounds" => o.rounds = value.parse().map_err(|_| "--rounds: not a number")?,
-                "--seconds" => o.seconds = value.parse().map_err(|_| "--seconds: not a number")?,
-                "--preset" => o.preset = value.clone(),
+        for (flag, value) in crate::harness::flags(args)? {
+            let num = || crate::harness::number::<usize>(flag, value);
+            match flag {
+                "--rounds" => o.rounds = num()?,
+                "--seconds" => o.seconds = crate::harness::number(flag, value)?,
+                "--preset" => o.preset = value.to_string(),
                 "--streamgate" => o.streamgate = value.into(),
                 "--markdown" => o.markdown = Some(value.into()),
                 _ => return Err(format!("unknown option {flag}")),

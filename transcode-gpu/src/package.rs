@@ -109,18 +109,7 @@ impl Rendition {
 
     /// The HLS media playlist for this rendition.
     pub fn media_playlist(&self) -> String {
-        let target = self
-            .segments
-            .iter()
-            .map(|s| s.duration.round() as u64)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let mut out = format!(
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
-             #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
-            self.first_number()
-        );
+        let mut out = self.playlist_head(false);
         for s in &self.segments {
             let _ = write!(out, "#EXTINF:{:.6},\n{}\n", s.duration, s.uri);
         }
@@ -128,10 +117,8 @@ impl Rendition {
         out
     }
 
-    /// The I-frame playlist (`iframes.m3u8`): each segment's keyframe as a
-    /// byte range, for trick play and thumbnails. `None` when a segment's
-    /// keyframe range cannot be read.
-    pub fn iframe_playlist(&self) -> Option<String> {
+    /// The tags both media and I-frame playlists start with.
+    fn playlist_head(&self, iframes_only: bool) -> String {
         let target = self
             .segments
             .iter()
@@ -139,11 +126,19 @@ impl Rendition {
             .max()
             .unwrap_or(1)
             .max(1);
-        let mut out = format!(
+        format!(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
-             #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
-            self.first_number()
-        );
+             #EXT-X-PLAYLIST-TYPE:VOD\n{}#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+            self.first_number(),
+            if iframes_only { "#EXT-X-I-FRAMES-ONLY\n" } else { "" }
+        )
+    }
+
+    /// The I-frame playlist (`iframes.m3u8`): each segment's keyframe as a
+    /// byte range, for trick play and thumbnails. `None` when a segment's
+    /// keyframe range cannot be read.
+    pub fn iframe_playlist(&self) -> Option<String> {
+        let mut out = self.playlist_head(true);
         for s in &self.segments {
             let _ = write!(
                 out,
