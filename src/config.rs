@@ -83,6 +83,11 @@ impl FileConfig {
         Ok(config)
     }
 
+    /// Playback-token keys: `<data_dir>/keys`.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
     /// The transcode job spool: `<data_dir>/jobs`.
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
@@ -150,6 +155,7 @@ impl FileConfig {
         if let Some(v) = e.max_head_bytes {
             c.limits.max_head_bytes = v;
         }
+        c.keys_dir = Some(self.keys_dir());
         let workers = e.job_workers.unwrap_or(1);
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),

@@ -1,10 +1,11 @@
 //! `streamgate`: the appliance's command line (Contract 1).
 //!
-//! Subcommands present today: `engine` (the data plane), `transcode` and
-//! `config check`.
+//! Subcommands present today: `engine` (the data plane), `transcode`,
+//! `token issue` and `config check`.
 //! The others in Contract 1 arrive with the issues that build them.
 
 mod config;
+mod token;
 mod transcode;
 
 use std::net::SocketAddr;
@@ -29,6 +30,9 @@ enum Command {
     Engine(EngineArgs),
     /// Transcode a file into a packaged ABR asset (HLS + DASH over CMAF).
     Transcode(transcode::TranscodeArgs),
+    /// Playback tokens (Contract 4).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Engine(args) => run_engine(args),
         Command::Transcode(args) => transcode::run(args),
+        Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
     };
     match result {
@@ -108,7 +113,8 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
     );
     if config.access == AccessPolicy::Closed {
         eprintln!(
-            "streamgate engine: no control plane to say which assets are open, so /v/ serves nothing; pass --open to serve every asset"
+            "streamgate engine: no control plane to say which assets are open, so /v/ serves nothing; \
+             /p/<token>/ serves with playback tokens; pass --open to serve every asset under /v/"
         );
     }
     let engine = Engine::start(config).map_err(|e| e.to_string())?;

@@ -476,3 +476,42 @@ fn av1_rungs_by_config_align_with_h264() {
     decodes_cleanly(&out.join("master.m3u8").to_string_lossy());
     decodes_cleanly(&out.join("manifest.mpd").to_string_lossy());
 }
+
+#[test]
+fn a_gated_asset_plays_through_its_token_path() {
+    let s = Scratch::new("tc-gated");
+    let input = clip(&s.0, "src.mp4", "320x240", 4, true);
+    let e = Engine::start_with(
+        Options {
+            open: false,
+            ..Options::default()
+        },
+        |root| {
+            ok(&transcode(
+                &input,
+                &root.join("gated"),
+                &["--ladder", "240"],
+            ));
+        },
+    );
+    let issued = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["token", "issue", "--asset", "gated", "--config"])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    ok(&issued);
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
+    let master = format!("/p/{token}/gated/master.m3u8");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e.get(&master, "").status != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine never accepted the token"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Relative URIs in the manifests carry the token to every segment.
+    decodes_cleanly(&format!("http://{}{master}", e.addr));
+    decodes_cleanly(&format!("http://{}/p/{token}/gated/manifest.mpd", e.addr));
+    assert_eq!(e.get("/v/gated/master.m3u8", "").status, 404);
+}

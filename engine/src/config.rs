@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// The transcode job runner; `None` runs no jobs.
     pub jobs: Option<JobsConfig>,
+    /// Directory of playback-token public keys (`<kid>.pub`) and `revoked`
+    /// token ids; `None` refuses every `/p/` request.
+    pub keys_dir: Option<PathBuf>,
 }
 
 /// The job runner: workers taking transcode jobs from a durable spool.
@@ -92,6 +95,7 @@ impl EngineConfig {
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
             jobs: None,
+            keys_dir: None,
         }
     }
 

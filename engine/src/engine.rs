@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::admin;
 use crate::config::EngineConfig;
 use crate::fs::Root;
+use crate::gate::{self, SharedKeys};
 use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
 use crate::telemetry;
@@ -82,6 +83,10 @@ impl Engine {
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
+        let keys = Arc::new(SharedKeys::default());
+        if let Some(dir) = &config.keys_dir {
+            gate::watch(dir.clone(), Arc::clone(&keys)).map_err(EngineError::Worker)?;
+        }
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();
         for index in 0..config.worker_count() {
@@ -89,6 +94,7 @@ impl Engine {
                 index,
                 config: Arc::clone(&config),
                 root: Arc::clone(&root),
+                keys: Arc::clone(&keys),
                 drain: drain.clone(),
                 bound: bound_tx.clone(),
             };

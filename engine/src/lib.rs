@@ -13,6 +13,7 @@
 //!   304, cache headers, CORS);
 //! - `fs`: opening files strictly beneath the root (`openat2`);
 //! - `cache`: the per-core hot-segment cache;
+//! - `gate`: playback tokens for `/p/<token>/<asset>/…`, checked per core;
 //! - `telemetry`: per-core counters flushed to the Prometheus recorder;
 //! - `admin`: `/metrics`, `/healthz`, `/readyz`, `/jobs`;
 //! - `jobs`: the transcode job runner (spool in `streamgate-transcode-gpu`);
@@ -25,6 +26,7 @@ mod cache;
 mod connection;
 mod engine;
 mod fs;
+mod gate;
 mod jobs;
 mod serve;
 mod shutdown;

@@ -21,6 +21,7 @@ use streamgate_net::target::{self, Target};
 use crate::cache::{self, Cached, HotCache};
 use crate::config::{AccessPolicy, EngineConfig};
 use crate::fs::{self, FileStamp, Root};
+use crate::gate::Gate;
 use crate::telemetry::WorkerStats;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -66,6 +67,16 @@ pub struct Reply {
     pub close: bool,
 }
 
+/// A request path mapped to a file under the root.
+struct Route<'p> {
+    /// `<asset-id>/<path>`.
+    relative: &'p str,
+    /// The asset id.
+    asset: &'p str,
+    /// The playback token, for `/p/` paths.
+    token: Option<&'p str>,
+}
+
 /// Which origins CORS allows.
 enum Cors {
     Any,
@@ -79,11 +90,13 @@ pub struct Site {
     manifest_cache_control: String,
     cors: Cors,
     cache: RefCell<HotCache>,
+    /// Playback-token checks for `/p/`.
+    pub gate: Gate,
 }
 
 impl Site {
     /// Serving state for one worker.
-    pub fn new(config: &EngineConfig, root: Arc<Root>, limits: cache::Limits) -> Self {
+    pub fn new(config: &EngineConfig, root: Arc<Root>, gate: Gate, limits: cache::Limits) -> Self {
         let cors = if config.cors_origins.iter().any(|o| o == "*") {
             Cors::Any
         } else {
@@ -95,6 +108,7 @@ impl Site {
             manifest_cache_control: format!("public, max-age={}", config.manifest_max_age),
             cors,
             cache: RefCell::new(HotCache::new(limits)),
+            gate,
         }
     }
 
@@ -136,7 +150,7 @@ impl Site {
             }
             Ok(Target::Asterisk) | Err(_) => return respond_error(head, 400),
         };
-        let Some(relative) = self.asset_path(&path) else {
+        let Some(route) = self.route(&path) else {
             return respond_error(head, 404);
         };
         match req.method {
@@ -144,6 +158,13 @@ impl Site {
             Method::Options => return self.preflight(req, head, date, closing),
             _ => return respond_error(head, 405),
         }
+        if let Some(token) = route.token {
+            if let Err(rejection) = self.gate.admit(token, route.asset) {
+                stats.token_rejected(rejection.as_str());
+                return respond_error(head, rejection.status());
+            }
+        }
+        let relative = route.relative;
         match self.lookup(relative, stats) {
             Ok((stamp, validators, content)) => self.file_reply(
                 req,
@@ -160,10 +181,19 @@ impl Site {
         }
     }
 
-    /// Maps `/v/<asset-id>/<path>` to `<asset-id>/<path>` when access allows.
-    /// Hidden names (staging directories, dotfiles) never match.
-    fn asset_path<'p>(&self, path: &'p str) -> Option<&'p str> {
-        let relative = path.strip_prefix("/v/")?;
+    /// Maps `/v/<asset-id>/<path>` (when access allows) and
+    /// `/p/<token>/<asset-id>/<path>` to `<asset-id>/<path>`. Hidden names
+    /// (staging directories, dotfiles) never match.
+    fn route<'p>(&self, path: &'p str) -> Option<Route<'p>> {
+        let (token, relative) = if let Some(rest) = path.strip_prefix("/v/") {
+            if self.access != AccessPolicy::Open {
+                return None; // gated assets are never served under /v/
+            }
+            (None, rest)
+        } else {
+            let (token, rest) = path.strip_prefix("/p/")?.split_once('/')?;
+            (Some(token), rest)
+        };
         let (asset, rest) = relative.split_once('/')?;
         if !is_asset_id(asset) || rest.is_empty() || rest.ends_with('/') {
             return None;
@@ -171,10 +201,11 @@ impl Site {
         if rest.split('/').any(|segment| segment.starts_with('.')) {
             return None;
         }
-        match self.access {
-            AccessPolicy::Open => Some(relative),
-            AccessPolicy::Closed => None,
-        }
+        Some(Route {
+            relative,
+            asset,
+            token,
+        })
     }
 
     /// Finds the current version of a file: from the hot cache when its stamp
@@ -395,6 +426,8 @@ pub fn parse_error_reply(head: &mut Vec<u8>, date: &str, status: u16) -> &'stati
 fn error_text(status: u16) -> &'static str {
     match status {
         400 => "bad request\n",
+        401 => "unauthorized\n",
+        403 => "forbidden\n",
         404 => "not found\n",
         405 => "method not allowed\n",
         408 => "request timeout\n",

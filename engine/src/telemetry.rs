@@ -22,6 +22,7 @@ mod name {
     pub const CACHE_HITS: &str = "streamgate_cache_hits_total";
     pub const CACHE_MISSES: &str = "streamgate_cache_misses_total";
     pub const CACHE_BYTES: &str = "streamgate_cache_bytes";
+    pub const TOKENS_REJECTED: &str = "streamgate_tokens_rejected_total";
 }
 
 /// Installs the global Prometheus recorder (once per process) and returns
@@ -103,6 +104,7 @@ pub struct WorkerStats {
     cache_misses: u64,
     cache_bytes: usize,
     flushed_cache_bytes: usize,
+    tokens_rejected: HashMap<&'static str, u64>,
 }
 
 impl WorkerStats {
@@ -137,6 +139,11 @@ impl WorkerStats {
         }
     }
 
+    /// A playback token refused, by reason.
+    pub fn token_rejected(&mut self, reason: &'static str) {
+        *self.tokens_rejected.entry(reason).or_default() += 1;
+    }
+
     /// The worker cache's current size.
     pub fn cache_bytes(&mut self, bytes: usize) {
         self.cache_bytes = bytes;
@@ -147,6 +154,9 @@ impl WorkerStats {
         for ((method, status), n) in self.requests.drain() {
             counter!(name::REQUESTS, "method" => method, "status" => status.to_string())
                 .increment(n);
+        }
+        for (reason, n) in self.tokens_rejected.drain() {
+            counter!(name::TOKENS_REJECTED, "reason" => reason).increment(n);
         }
         add(name::BYTES_SENT, &mut self.bytes_sent);
         add(name::REJECTED, &mut self.rejected);

@@ -17,6 +17,7 @@ use crate::cache;
 use crate::config::EngineConfig;
 use crate::connection;
 use crate::fs::Root;
+use crate::gate::{Gate, SharedKeys};
 use crate::serve::Site;
 use crate::shutdown::{Drain, LocalDrain};
 use crate::telemetry::WorkerStats;
@@ -75,6 +76,8 @@ pub struct Spawn {
     pub config: Arc<EngineConfig>,
     /// The assets root.
     pub root: Arc<Root>,
+    /// Playback-token keys.
+    pub keys: Arc<SharedKeys>,
     /// The process-wide drain flag.
     pub drain: Drain,
     /// Where the listener's bind result is reported.
@@ -111,6 +114,7 @@ async fn serve(spawn: Spawn) {
         site: Site::new(
             &config,
             spawn.root,
+            Gate::new(spawn.keys),
             cache::Limits {
                 memory_bytes: config.cache_bytes / workers,
                 max_memory_object: config.cache_max_object,
@@ -236,6 +240,7 @@ async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
     loop {
         monoio::time::sleep(TICK).await;
         ticks += 1;
+        worker.site.gate.refresh();
         if drain.is_triggered() && !worker.drain.is_drained() {
             worker.drain.fire();
         }

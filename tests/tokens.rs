@@ -1,0 +1,207 @@
+//! Playback tokens end to end: `streamgate token issue`, the engine checking
+//! `/p/<token>/<asset>/…` locally, and every way a token can be wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use common::{write, Engine, Options};
+use streamgate_token::{Claims, TokenSigner};
+
+fn asset(root: &Path) {
+    for id in ["movie", "other"] {
+        write(
+            &root.join(id).join("master.m3u8"),
+            b"#EXTM3U\n#EXT-X-VERSION:7\n",
+        );
+        write(&root.join(id).join("720p/1.m4s"), &common::pattern(5000, 1));
+    }
+}
+
+fn closed_engine() -> Engine {
+    Engine::start_with(
+        Options {
+            open: false,
+            ..Options::default()
+        },
+        asset,
+    )
+}
+
+fn issue(e: &Engine, asset: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args([
+            "token", "issue", "--asset", asset, "--ttl", "10m", "--config",
+        ])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn keys_dir(e: &Engine) -> PathBuf {
+    e.scratch.0.join("keys")
+}
+
+/// The signer `token issue` created, read back from its key file.
+fn signer(e: &Engine) -> TokenSigner {
+    let path = std::fs::read_dir(keys_dir(e))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| p.extension().is_some_and(|x| x == "key"))
+        .unwrap();
+    let secret: [u8; 32] = B64
+        .decode(std::fs::read_to_string(&path).unwrap().trim())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    TokenSigner::from_secret(&path.file_stem().unwrap().to_string_lossy(), &secret)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn claims(sub: &str, exp: u64, jti: &str) -> Claims {
+    Claims {
+        sub: sub.into(),
+        exp,
+        iat: now() - 10,
+        jti: jti.into(),
+        nbf: None,
+        wal: None,
+    }
+}
+
+/// Waits until `path` answers `status` (keys reload within about a second).
+fn eventually(e: &Engine, path: &str, status: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = e.get(path, "").status;
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path}: still {got}, wanted {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_token_opens_its_asset_and_only_its_asset() {
+    let e = closed_engine();
+    let token = issue(&e, "movie");
+    // The engine picks up the new public key within a second or so.
+    eventually(&e, &format!("/p/{token}/movie/master.m3u8"), 200);
+    let segment = e.get(
+        &format!("/p/{token}/movie/720p/1.m4s"),
+        "Range: bytes=0-9\r\n",
+    );
+    assert_eq!((segment.status, segment.body.len()), (206, 10));
+    // The same asset is never served under /v/ when it is gated.
+    assert_eq!(e.get("/v/movie/master.m3u8", "").status, 404);
+    // A token for one asset does not open another.
+    let r = e.get(&format!("/p/{token}/other/master.m3u8"), "");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body, b"forbidden\n", "no detail for an attacker");
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let e = closed_engine();
+    let good = issue(&e, "movie");
+    eventually(&e, &format!("/p/{good}/movie/master.m3u8"), 200);
+    let signer = signer(&e);
+    let parts: Vec<&str> = good.split('.').collect();
+
+    let expired = signer.sign(&claims("movie", now() - 120, "e1"));
+    let future = signer.sign(&Claims {
+        nbf: Some(now() + 3600),
+        ..claims("movie", now() + 7200, "f1")
+    });
+    let forged_claims = B64.encode(serde_json_claims("other"));
+    let tampered = format!("{}.{forged_claims}.{}", parts[0], parts[2]);
+    let stranger =
+        TokenSigner::from_secret("stranger", &[9u8; 32]).sign(&claims("movie", now() + 600, "s1"));
+    let wrong_key_same_kid = TokenSigner::from_secret(signer.kid(), &[9u8; 32]).sign(&claims(
+        "movie",
+        now() + 600,
+        "w1",
+    ));
+    let cases = [
+        (expired, 401),
+        (future, 401),
+        (tampered.clone(), 401),
+        (stranger, 401),
+        (wrong_key_same_kid, 401),
+        ("not-a-token".to_string(), 401),
+        (format!("{}.{}", parts[0], parts[1]), 401),
+    ];
+    for (token, status) in cases {
+        let r = e.get(&format!("/p/{token}/movie/master.m3u8"), "");
+        assert_eq!(r.status, status, "{token}");
+        assert!(!r.body.starts_with(b"#EXTM3U"));
+    }
+    let r = e.get(&format!("/p/{tampered}/other/master.m3u8"), "");
+    assert_eq!(r.status, 401);
+    assert!(e.metric("streamgate_tokens_rejected_total{reason=\"expired\"}") >= 1.0);
+    assert!(e.metric("streamgate_tokens_rejected_total{reason=\"bad_signature\"}") >= 3.0);
+    assert!(e.metric("streamgate_tokens_rejected_total{reason=\"unknown_key\"}") >= 1.0);
+}
+
+fn serde_json_claims(sub: &str) -> Vec<u8> {
+    format!(
+        "{{\"sub\":\"{sub}\",\"exp\":{},\"iat\":1,\"jti\":\"x\"}}",
+        now() + 600
+    )
+    .into_bytes()
+}
+
+#[test]
+fn revocation_and_rotation_apply_without_restart() {
+    let e = closed_engine();
+    let token = issue(&e, "movie");
+    let path = format!("/p/{token}/movie/master.m3u8");
+    eventually(&e, &path, 200);
+    // Revoked while cached on the workers: refused from the next reload on.
+    let jti = signer_claims_jti(&token);
+    std::fs::write(keys_dir(&e).join("revoked"), format!("{jti}\n")).unwrap();
+    eventually(&e, &path, 403);
+    // A second key (rotation): tokens signed by either are accepted.
+    let next = TokenSigner::from_secret("playback-next", &[5u8; 32]);
+    std::fs::write(
+        keys_dir(&e).join("playback-next.pub"),
+        B64.encode(next.public()),
+    )
+    .unwrap();
+    let rotated = next.sign(&claims("movie", now() + 600, "r1"));
+    eventually(&e, &format!("/p/{rotated}/movie/master.m3u8"), 200);
+    let fresh = issue(&e, "movie");
+    assert_eq!(
+        e.get(&format!("/p/{fresh}/movie/master.m3u8"), "").status,
+        200
+    );
+}
+
+fn signer_claims_jti(token: &str) -> String {
+    let payload = B64.decode(token.split('.').nth(1).unwrap()).unwrap();
+    let text = String::from_utf8(payload).unwrap();
+    let start = text.find("\"jti\":\"").unwrap() + 7;
+    text[start..].split('"').next().unwrap().to_string()
+}
