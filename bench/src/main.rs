@@ -14,6 +14,7 @@ mod harness;
 mod http;
 mod procstat;
 mod sendpath;
+mod tokens;
 mod transcode;
 mod wrk;
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("http") => http::Options::parse(&args[1..]).and_then(|o| http::run(&o)),
+        Some("tokens") => tokens::Options::parse(&args[1..]).and_then(|o| tokens::run(&o)),
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => sendpath::Options::parse(&args[1..]).and_then(|o| sendpath::run(&o)),
         Some("sendpath-serve") => serve_one(&args[1..]),
@@ -50,4 +52,5 @@ fn serve_one(args: &[String]) -> Result<(), String> {
 const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS] [--connections C] \
 [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
+       streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]";

@@ -64,6 +64,10 @@ pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
         return Err(TargetError::NotOriginForm);
     }
 
+    // Fast path: nothing encoded (the common case for segment URLs).
+    if !path.contains(&b'%') {
+        return normalize(path.to_vec());
+    }
     let mut decoded = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < path.len() {
@@ -85,6 +89,12 @@ pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
             i += 1;
         }
     }
+    normalize(decoded)
+}
+
+/// Refuses control bytes, backslashes, non-UTF-8 and dot segments, and
+/// collapses empty segments.
+fn normalize(decoded: Vec<u8>) -> Result<Target, TargetError> {
     if decoded.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
         return Err(TargetError::ControlByte);
     }
