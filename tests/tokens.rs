@@ -4,8 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -30,22 +29,6 @@ fn closed_engine() -> Engine {
         },
         asset,
     )
-}
-
-fn issue(e: &Engine, asset: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args([
-            "token", "issue", "--asset", asset, "--ttl", "10m", "--config",
-        ])
-        .arg(e.config_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn keys_dir(e: &Engine) -> PathBuf {
@@ -86,28 +69,12 @@ fn claims(sub: &str, exp: u64, jti: &str) -> Claims {
     }
 }
 
-/// Waits until `path` answers `status` (keys reload within about a second).
-fn eventually(e: &Engine, path: &str, status: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = e.get(path, "").status;
-        if got == status {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path}: still {got}, wanted {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_token_opens_its_asset_and_only_its_asset() {
     let e = closed_engine();
-    let token = issue(&e, "movie");
+    let token = e.issue_token("movie");
     // The engine picks up the new public key within a second or so.
-    eventually(&e, &format!("/p/{token}/movie/master.m3u8"), 200);
+    e.wait_status(&format!("/p/{token}/movie/master.m3u8"), 200);
     let segment = e.get(
         &format!("/p/{token}/movie/720p/1.m4s"),
         "Range: bytes=0-9\r\n",
@@ -125,8 +92,8 @@ fn a_token_opens_its_asset_and_only_its_asset() {
 #[test]
 fn bad_tokens_are_refused() {
     let e = closed_engine();
-    let good = issue(&e, "movie");
-    eventually(&e, &format!("/p/{good}/movie/master.m3u8"), 200);
+    let good = e.issue_token("movie");
+    e.wait_status(&format!("/p/{good}/movie/master.m3u8"), 200);
     let signer = signer(&e);
     let parts: Vec<&str> = good.split('.').collect();
 
@@ -176,13 +143,13 @@ fn serde_json_claims(sub: &str) -> Vec<u8> {
 #[test]
 fn revocation_and_rotation_apply_without_restart() {
     let e = closed_engine();
-    let token = issue(&e, "movie");
+    let token = e.issue_token("movie");
     let path = format!("/p/{token}/movie/master.m3u8");
-    eventually(&e, &path, 200);
+    e.wait_status(&path, 200);
     // Revoked while cached on the workers: refused from the next reload on.
     let jti = signer_claims_jti(&token);
     std::fs::write(keys_dir(&e).join("revoked"), format!("{jti}\n")).unwrap();
-    eventually(&e, &path, 403);
+    e.wait_status(&path, 403);
     // A second key (rotation): tokens signed by either are accepted.
     let next = TokenSigner::from_secret("playback-next", &[5u8; 32]);
     std::fs::write(
@@ -191,8 +158,8 @@ fn revocation_and_rotation_apply_without_restart() {
     )
     .unwrap();
     let rotated = next.sign(&claims("movie", now() + 600, "r1"));
-    eventually(&e, &format!("/p/{rotated}/movie/master.m3u8"), 200);
-    let fresh = issue(&e, "movie");
+    e.wait_status(&format!("/p/{rotated}/movie/master.m3u8"), 200);
+    let fresh = e.issue_token("movie");
     assert_eq!(
         e.get(&format!("/p/{fresh}/movie/master.m3u8"), "").status,
         200

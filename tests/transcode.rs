@@ -494,22 +494,9 @@ fn a_gated_asset_plays_through_its_token_path() {
             ));
         },
     );
-    let issued = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["token", "issue", "--asset", "gated", "--config"])
-        .arg(e.config_path())
-        .output()
-        .unwrap();
-    ok(&issued);
-    let token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
+    let token = e.issue_token("gated");
     let master = format!("/p/{token}/gated/master.m3u8");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while e.get(&master, "").status != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the engine never accepted the token"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    e.wait_status(&master, 200);
     // Relative URIs in the manifests carry the token to every segment.
     decodes_cleanly(&format!("http://{}{master}", e.addr));
     decodes_cleanly(&format!("http://{}/p/{token}/gated/manifest.mpd", e.addr));

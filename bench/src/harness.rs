@@ -59,6 +59,49 @@ pub fn record(path: &Path, section: &str, report: &str) -> Result<(), String> {
     std::fs::write(path, updated).map_err(|e| e.to_string())
 }
 
+/// Options every load benchmark (`http`, `sendpath`, `tokens`) takes.
+pub struct LoadOptions {
+    /// Interleaved rounds; medians are over them.
+    pub rounds: usize,
+    /// Seconds per wrk run.
+    pub seconds: u64,
+    /// wrk connections.
+    pub connections: usize,
+    /// Server workers (engine threads, nginx workers).
+    pub threads: usize,
+    /// The `streamgate` binary under test.
+    pub streamgate: std::path::PathBuf,
+    /// `docs/benchmarks.md`-style file to record the report in.
+    pub markdown: Option<std::path::PathBuf>,
+}
+
+impl LoadOptions {
+    /// Parses `--rounds --duration --connections --threads --streamgate
+    /// --markdown` over the given defaults.
+    pub fn parse(args: &[String], rounds: usize, seconds: u64) -> Result<Self, String> {
+        let mut o = Self {
+            rounds,
+            seconds,
+            connections: 32,
+            threads: 1,
+            streamgate: "target/release/streamgate".into(),
+            markdown: None,
+        };
+        for (flag, value) in flags(args)? {
+            match flag {
+                "--rounds" => o.rounds = number::<usize>(flag, value)?.max(1),
+                "--duration" => o.seconds = number::<u64>(flag, value)?.max(1),
+                "--connections" => o.connections = number::<usize>(flag, value)?.max(1),
+                "--threads" => o.threads = number::<usize>(flag, value)?.max(1),
+                "--streamgate" => o.streamgate = value.into(),
+                "--markdown" => o.markdown = Some(value.into()),
+                _ => return Err(format!("unknown option {flag}\n{}", crate::USAGE)),
+            }
+        }
+        Ok(o)
+    }
+}
+
 /// Splits `--flag value` pairs, refusing a flag without its value.
 pub fn flags(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
     args.chunks(2)

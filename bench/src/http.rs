@@ -1,49 +1,12 @@
 //! The HTTP origin benchmark: `streamgate engine` against nginx.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::harness::{free_port, median, record, wait_for_port};
+use crate::harness::{free_port, median, record, wait_for_port, LoadOptions};
 use crate::procstat;
 use crate::wrk::{self, WrkResult};
-
-/// Command-line options.
-pub struct Options {
-    rounds: usize,
-    seconds: u64,
-    connections: usize,
-    threads: usize,
-    streamgate: PathBuf,
-    markdown: Option<PathBuf>,
-}
-
-impl Options {
-    /// Parses `--flag value` pairs.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut o = Self {
-            rounds: 3,
-            seconds: 5,
-            connections: 32,
-            threads: 1,
-            streamgate: PathBuf::from("target/release/streamgate"),
-            markdown: None,
-        };
-        for (flag, value) in crate::harness::flags(args)? {
-            let num = || crate::harness::number::<usize>(flag, value);
-            match flag {
-                "--rounds" => o.rounds = num()?.max(1),
-                "--duration" => o.seconds = num()?.max(1) as u64,
-                "--connections" => o.connections = num()?.max(1),
-                "--threads" => o.threads = num()?.max(1),
-                "--streamgate" => o.streamgate = PathBuf::from(value),
-                "--markdown" => o.markdown = Some(PathBuf::from(value)),
-                _ => return Err(format!("unknown option {flag}\n{}", crate::USAGE)),
-            }
-        }
-        Ok(o)
-    }
-}
 
 /// The bodies compared, as (label, file name, size).
 const BODIES: [(&str, &str, usize); 2] = [
@@ -80,7 +43,7 @@ impl Sample {
 }
 
 /// Runs the benchmark and prints (and optionally records) the table.
-pub fn run(o: &Options) -> Result<(), String> {
+pub fn run(o: &LoadOptions) -> Result<(), String> {
     let dir = std::env::current_dir()
         .map_err(|e| e.to_string())?
         .join("bench/out/http");

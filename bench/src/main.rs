@@ -23,10 +23,14 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("http") => http::Options::parse(&args[1..]).and_then(|o| http::run(&o)),
-        Some("tokens") => tokens::Options::parse(&args[1..]).and_then(|o| tokens::run(&o)),
+        Some("http") => harness::LoadOptions::parse(&args[1..], 3, 5).and_then(|o| http::run(&o)),
+        Some("tokens") => {
+            harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| tokens::run(&o))
+        }
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
-        Some("sendpath") => sendpath::Options::parse(&args[1..]).and_then(|o| sendpath::run(&o)),
+        Some("sendpath") => {
+            harness::LoadOptions::parse(&args[1..], 3, 4).and_then(|o| sendpath::run(&o))
+        }
         Some("sendpath-serve") => serve_one(&args[1..]),
         _ => Err(USAGE.to_string()),
     };

@@ -334,43 +334,49 @@ fn send_body(
             };
             if n > 0 {
                 conn.in_pipe -= n as usize;
-                conn.sent += n as usize;
-                if conn.sent >= body.len() {
-                    recv(ring, push, idx, conn);
-                    return Ok(());
-                }
-                continue;
             }
-            let err = io::Error::last_os_error();
-            if n < 0 && err.kind() == io::ErrorKind::WouldBlock {
-                let e = opcode::PollAdd::new(fd, libc::POLLOUT as u32).build();
-                push(ring, e.user_data(data(idx, BODY)));
-                return Ok(());
+            if let Some(done) = after_sync_send(n as isize, ring, push, idx, conn, body.len()) {
+                return done;
             }
-            return Err(err);
         },
         Mode::Sendfile => loop {
             let mut off = conn.sent as libc::off_t;
             // SAFETY: valid descriptors and offset pointer.
             let n = unsafe { libc::sendfile(conn.fd, file.as_raw_fd(), &mut off, rest.len()) };
-            if n > 0 {
-                conn.sent += n as usize;
-                if conn.sent >= body.len() {
-                    recv(ring, push, idx, conn);
-                    return Ok(());
-                }
-                continue;
+            if let Some(done) = after_sync_send(n, ring, push, idx, conn, body.len()) {
+                return done;
             }
-            let err = io::Error::last_os_error();
-            if n < 0 && err.kind() == io::ErrorKind::WouldBlock {
-                let e = opcode::PollAdd::new(fd, libc::POLLOUT as u32).build();
-                push(ring, e.user_data(data(idx, BODY)));
-                return Ok(());
-            }
-            return Err(err);
         },
     }
     Ok(())
+}
+
+/// Bookkeeping after a synchronous send of `n` bytes (or an error): `None`
+/// to keep sending, `Some` when this turn is over — the body is complete
+/// (next request armed), the socket is full (POLL_ADD armed), or an error.
+fn after_sync_send(
+    n: isize,
+    ring: &mut IoUring,
+    push: &impl Fn(&mut IoUring, squeue::Entry),
+    idx: usize,
+    conn: &mut Conn,
+    body_len: usize,
+) -> Option<io::Result<()>> {
+    if n > 0 {
+        conn.sent += n as usize;
+        if conn.sent >= body_len {
+            recv(ring, push, idx, conn);
+            return Some(Ok(()));
+        }
+        return None;
+    }
+    let err = io::Error::last_os_error();
+    if n < 0 && err.kind() == io::ErrorKind::WouldBlock {
+        let e = opcode::PollAdd::new(types::Fd(conn.fd), libc::POLLOUT as u32).build();
+        push(ring, e.user_data(data(idx, BODY)));
+        return Some(Ok(()));
+    }
+    Some(Err(err))
 }
 
 fn make_pipe() -> io::Result<(RawFd, RawFd)> {
@@ -398,40 +404,9 @@ fn set_nodelay(fd: RawFd) {
     }
 }
 
-/// Options of `streamgate-bench sendpath`.
-pub struct Options {
-    rounds: usize,
-    seconds: u64,
-    connections: usize,
-    markdown: Option<std::path::PathBuf>,
-}
-
-impl Options {
-    /// Parses `--flag value` pairs.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut o = Self {
-            rounds: 3,
-            seconds: 4,
-            connections: 32,
-            markdown: None,
-        };
-        for (flag, value) in crate::harness::flags(args)? {
-            let num = || crate::harness::number::<usize>(flag, value);
-            match flag {
-                "--rounds" => o.rounds = num()?.max(1),
-                "--duration" => o.seconds = num()?.max(1) as u64,
-                "--connections" => o.connections = num()?.max(1),
-                "--markdown" => o.markdown = Some(value.into()),
-                _ => return Err(format!("unknown option {flag}")),
-            }
-        }
-        Ok(o)
-    }
-}
-
 /// Runs every mode at 64 KiB and 2 MiB, interleaved, and reports requests per
 /// server CPU-second relative to `sendfile`.
-pub fn run(o: &Options) -> Result<(), String> {
+pub fn run(o: &crate::harness::LoadOptions) -> Result<(), String> {
     use crate::harness::{free_port, median, record, wait_for_port};
     use std::fmt::Write as _;
 

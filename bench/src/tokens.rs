@@ -7,42 +7,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, median, record, wait_for_port};
+use crate::harness::{free_port, median, record, wait_for_port, LoadOptions};
 use crate::{procstat, wrk};
-
-/// Options of `streamgate-bench tokens`.
-pub struct Options {
-    rounds: usize,
-    seconds: u64,
-    connections: usize,
-    streamgate: std::path::PathBuf,
-    markdown: Option<std::path::PathBuf>,
-}
-
-impl Options {
-    /// Parses `--flag value` pairs.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut o = Self {
-            rounds: 5,
-            seconds: 5,
-            connections: 32,
-            streamgate: "target/release/streamgate".into(),
-            markdown: None,
-        };
-        for (flag, value) in crate::harness::flags(args)? {
-            let num = || crate::harness::number::<usize>(flag, value);
-            match flag {
-                "--rounds" => o.rounds = num()?.max(1),
-                "--duration" => o.seconds = num()?.max(1) as u64,
-                "--connections" => o.connections = num()?.max(1),
-                "--streamgate" => o.streamgate = value.into(),
-                "--markdown" => o.markdown = Some(value.into()),
-                _ => return Err(format!("unknown option {flag}")),
-            }
-        }
-        Ok(o)
-    }
-}
 
 fn status_of(port: u16, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -57,7 +23,7 @@ fn status_of(port: u16, path: &str) -> Option<u16> {
 }
 
 /// Runs the comparison.
-pub fn run(o: &Options) -> Result<(), String> {
+pub fn run(o: &LoadOptions) -> Result<(), String> {
     let dir = std::env::current_dir()
         .map_err(|e| e.to_string())?
         .join("bench/out/tokens");
@@ -114,7 +80,7 @@ pub fn run(o: &Options) -> Result<(), String> {
 }
 
 fn measure(
-    o: &Options,
+    o: &LoadOptions,
     port: u16,
     token: &str,
     engine: &mut std::process::Child,

@@ -156,6 +156,40 @@ impl Engine {
         self.wait_ready();
     }
 
+    /// `streamgate token issue` against this engine's configuration.
+    pub fn issue_token(&self, asset: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args([
+                "token", "issue", "--asset", asset, "--ttl", "10m", "--config",
+            ])
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Waits until GET `path` answers `status` (key and file changes are
+    /// picked up within about a second).
+    pub fn wait_status(&self, path: &str, status: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.get(path, "").status;
+            if got == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: still {got}, wanted {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The streamgate.toml this engine runs with.
     pub fn config_path(&self) -> PathBuf {
         self.scratch.0.join("streamgate.toml")
