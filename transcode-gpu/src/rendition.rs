@@ -45,26 +45,75 @@ pub struct Encoded {
     pub duration: f64,
 }
 
-/// Opens the HLS/fMP4 muxer writing `dir/index.m3u8`, `init.mp4`, `<n>.m4s`.
-fn open_muxer(
-    dir: &Path,
-    segment_seconds: u32,
-) -> Result<(format::context::Output, Dictionary<'static>), TranscodeError> {
-    let playlist = dir.join("index.m3u8");
-    let output =
-        format::output_as(&playlist, "hls").map_err(|e| encode("opening the HLS muxer", e))?;
-    let mut opts = Dictionary::new();
-    opts.set("hls_time", &segment_seconds.to_string());
-    opts.set("hls_segment_type", "fmp4");
-    opts.set("hls_fmp4_init_filename", "init.mp4");
-    opts.set(
-        "hls_segment_filename",
-        &dir.join("%d.m4s").to_string_lossy(),
-    );
-    opts.set("hls_playlist_type", "vod");
-    opts.set("hls_flags", "independent_segments");
-    opts.set("start_number", "1");
-    Ok((output, opts))
+/// One rendition's output: FFmpeg's HLS muxer in fMP4 mode writing
+/// `dir/index.m3u8`, `init.mp4` and `<n>.m4s`, with the encoder's single
+/// stream.
+struct Muxer {
+    octx: format::context::Output,
+    encoder_tb: Rational,
+    stream_tb: Rational,
+    packet: Packet,
+}
+
+impl Muxer {
+    /// Opens the muxer for an opened encoder and writes the header.
+    fn start(
+        dir: &Path,
+        segment_seconds: u32,
+        codec: ff::Codec,
+        encoder: &impl AsRef<codec::Context>,
+        encoder_tb: Rational,
+    ) -> Result<Self, TranscodeError> {
+        let mut octx = format::output_as(&dir.join("index.m3u8"), "hls")
+            .map_err(|e| encode("opening the HLS muxer", e))?;
+        let mut opts = Dictionary::new();
+        opts.set("hls_time", &segment_seconds.to_string());
+        opts.set("hls_segment_type", "fmp4");
+        opts.set("hls_fmp4_init_filename", "init.mp4");
+        opts.set(
+            "hls_segment_filename",
+            &dir.join("%d.m4s").to_string_lossy(),
+        );
+        opts.set("hls_playlist_type", "vod");
+        opts.set("hls_flags", "independent_segments");
+        opts.set("start_number", "1");
+        let mut ost = octx
+            .add_stream(codec)
+            .map_err(|e| encode("adding the output stream", e))?;
+        ost.set_parameters(encoder);
+        ost.set_time_base(encoder_tb);
+        octx.write_header_with(opts)
+            .map_err(|e| encode("writing the HLS header", e))?;
+        let stream_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(encoder_tb);
+        Ok(Self {
+            octx,
+            encoder_tb,
+            stream_tb,
+            packet: Packet::empty(),
+        })
+    }
+
+    /// Writes every packet the encoder has ready.
+    fn drain(&mut self, enc: &mut encoder::Encoder) -> Result<(), TranscodeError> {
+        while enc.receive_packet(&mut self.packet).is_ok() {
+            self.packet.set_stream(0);
+            self.packet.rescale_ts(self.encoder_tb, self.stream_tb);
+            self.packet
+                .write_interleaved(&mut self.octx)
+                .map_err(|e| encode("writing a packet", e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes `enc` and finishes the playlist.
+    fn finish(mut self, enc: &mut encoder::Encoder) -> Result<(), TranscodeError> {
+        enc.send_eof()
+            .map_err(|e| encode("flushing the encoder", e))?;
+        self.drain(enc)?;
+        self.octx
+            .write_trailer()
+            .map_err(|e| encode("finishing the HLS output", e))
+    }
 }
 
 /// Encodes one video rung from the decoded frames arriving on `frames`
@@ -80,7 +129,6 @@ pub fn video(
     crate::lower_priority();
     let (src_w, src_h, src_fmt, sar) = src;
     let (w, h) = rung.size(src_w, src_h, sar);
-    let (mut octx, mux_opts) = open_muxer(&dir, common.segment_seconds)?;
     let codec = backend
         .find()
         .ok_or(TranscodeError::MissingCodec(backend.name()))?;
@@ -114,14 +162,7 @@ pub fn video(
     })?;
     let codec_string = crate::codecs::avc1(extradata(&enc));
 
-    let mut ost = octx
-        .add_stream(codec)
-        .map_err(|e| encode("adding the video stream", e))?;
-    ost.set_parameters(&enc);
-    ost.set_time_base(time_base);
-    octx.write_header_with(mux_opts)
-        .map_err(|e| encode("writing the HLS header", e))?;
-    let ost_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(time_base);
+    let mut mux = Muxer::start(&dir, common.segment_seconds, codec, &enc, time_base)?;
 
     let mut scaler = software::scaling::Context::get(
         src_fmt,
@@ -135,19 +176,6 @@ pub fn video(
     .map_err(|e| encode("creating the scaler", e))?;
     let mut scaled = frame::Video::empty();
     let mut index: i64 = 0;
-    let mut packet = Packet::empty();
-    let mut drain = |enc: &mut encoder::video::Encoder,
-                     octx: &mut format::context::Output|
-     -> Result<(), TranscodeError> {
-        while enc.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            packet.rescale_ts(time_base, ost_tb);
-            packet
-                .write_interleaved(octx)
-                .map_err(|e| encode("writing a video packet", e))?;
-        }
-        Ok(())
-    };
     for frame in frames {
         scaler
             .run(&frame, &mut scaled)
@@ -157,13 +185,9 @@ pub fn video(
         scaled.set_kind(ff::picture::Type::None);
         index += 1;
         enc.send_frame(&scaled).map_err(|e| encode("encoding", e))?;
-        drain(&mut enc, &mut octx)?;
+        mux.drain(&mut enc)?;
     }
-    enc.send_eof()
-        .map_err(|e| encode("flushing the encoder", e))?;
-    drain(&mut enc, &mut octx)?;
-    octx.write_trailer()
-        .map_err(|e| encode("finishing the HLS output", e))?;
+    mux.finish(&mut enc)?;
     Ok(Encoded {
         name: rung.name(),
         size: Some((w, h)),
@@ -188,7 +212,6 @@ pub fn audio(
     video_seconds: Option<f64>,
 ) -> Result<Encoded, TranscodeError> {
     crate::lower_priority();
-    let (mut octx, mux_opts) = open_muxer(&dir, segment_seconds)?;
     let codec = encoder::find(codec::Id::AAC).ok_or(TranscodeError::MissingCodec("AAC"))?;
     let layout = ff::ChannelLayout::STEREO;
     let fmt = ff::format::Sample::F32(ff::format::sample::Type::Planar);
@@ -206,39 +229,16 @@ pub fn audio(
         .open_as(codec)
         .map_err(|e| encode("opening the AAC encoder", e))?;
     let frame_size = enc.frame_size().max(1) as usize;
-    let mut ost = octx
-        .add_stream(codec)
-        .map_err(|e| encode("adding the audio stream", e))?;
-    ost.set_parameters(&enc);
-    ost.set_time_base(Rational(1, AUDIO_RATE));
-    octx.write_header_with(mux_opts)
-        .map_err(|e| encode("writing the HLS header", e))?;
-    let ost_tb = octx
-        .stream(0)
-        .map(|s| s.time_base())
-        .unwrap_or(Rational(1, AUDIO_RATE));
+    let mut mux = Muxer::start(&dir, segment_seconds, codec, &enc, Rational(1, AUDIO_RATE))?;
 
     let mut resampler: Option<software::resampling::Context> = None;
     let mut fifo: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
     let mut next_pts: i64 = 0;
-    let mut packet = Packet::empty();
-    let mut drain = |enc: &mut encoder::audio::Encoder,
-                     octx: &mut format::context::Output|
-     -> Result<(), TranscodeError> {
-        while enc.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            packet.rescale_ts(Rational(1, AUDIO_RATE), ost_tb);
-            packet
-                .write_interleaved(octx)
-                .map_err(|e| encode("writing an audio packet", e))?;
-        }
-        Ok(())
-    };
-    let mut emit = |fifo: &mut [Vec<f32>; 2],
-                    n: usize,
-                    pts: i64,
-                    enc: &mut encoder::audio::Encoder,
-                    octx: &mut format::context::Output|
+    let emit = |fifo: &mut [Vec<f32>; 2],
+                n: usize,
+                pts: i64,
+                enc: &mut encoder::audio::Encoder,
+                mux: &mut Muxer|
      -> Result<(), TranscodeError> {
         let mut out = frame::Audio::new(fmt, n, layout);
         out.set_rate(AUDIO_RATE as u32);
@@ -249,7 +249,7 @@ pub fn audio(
         out.set_pts(Some(pts));
         enc.send_frame(&out)
             .map_err(|e| encode("encoding audio", e))?;
-        drain(enc, octx)
+        mux.drain(enc)
     };
     let push = |fifo: &mut [Vec<f32>; 2], converted: &frame::Audio| {
         let n = converted.samples();
@@ -304,7 +304,7 @@ pub fn audio(
             .map_err(|e| encode("resampling", e))?;
         push(&mut fifo, &converted);
         while fifo[0].len() >= frame_size && room(next_pts) >= frame {
-            emit(&mut fifo, frame_size, next_pts, &mut enc, &mut octx)?;
+            emit(&mut fifo, frame_size, next_pts, &mut enc, &mut mux)?;
             next_pts += frame;
         }
     }
@@ -328,19 +328,15 @@ pub fn audio(
         samples.truncate(keep.clamp(0, samples.len() as i64) as usize);
     }
     while fifo[0].len() >= frame_size {
-        emit(&mut fifo, frame_size, next_pts, &mut enc, &mut octx)?;
+        emit(&mut fifo, frame_size, next_pts, &mut enc, &mut mux)?;
         next_pts += frame_size as i64;
     }
     if !fifo[0].is_empty() {
         let n = fifo[0].len();
-        emit(&mut fifo, n, next_pts, &mut enc, &mut octx)?;
+        emit(&mut fifo, n, next_pts, &mut enc, &mut mux)?;
         next_pts += n as i64;
     }
-    enc.send_eof()
-        .map_err(|e| encode("flushing the AAC encoder", e))?;
-    drain(&mut enc, &mut octx)?;
-    octx.write_trailer()
-        .map_err(|e| encode("finishing the audio output", e))?;
+    mux.finish(&mut enc)?;
     Ok(Encoded {
         name: "audio".into(),
         size: None,
