@@ -34,6 +34,8 @@ pub struct Rendition {
     pub segments: Vec<Segment>,
     /// Media timescale from `init.mp4`.
     pub timescale: u32,
+    /// RFC 6381 codec string, read from `init.mp4`'s sample entry.
+    pub codec: String,
 }
 
 impl Rendition {
@@ -82,14 +84,17 @@ impl Rendition {
                 encoded.name
             )));
         }
-        let mut encoded = encoded;
-        if let Some(codec) = mp4::codec_string(&init) {
-            encoded.codec = codec;
-        }
+        let codec = mp4::codec_string(&init).ok_or_else(|| {
+            TranscodeError::Encode(format!(
+                "{}/init.mp4 has no readable codec configuration",
+                encoded.name
+            ))
+        })?;
         let mut rendition = Self {
             encoded,
             segments,
             timescale,
+            codec,
         };
         rendition.exact_durations();
         std::fs::write(dir.join("index.m3u8"), rendition.media_playlist())
@@ -215,9 +220,9 @@ pub fn master_playlist(videos: &[Rendition], audio: Option<&Rendition>, frame_ra
             Some(a) => (
                 v.peak_bps() + a.peak_bps(),
                 v.average_bps() + a.average_bps(),
-                format!("{},{}", v.encoded.codec, a.encoded.codec),
+                format!("{},{}", v.codec, a.codec),
             ),
-            None => (v.peak_bps(), v.average_bps(), v.encoded.codec.clone()),
+            None => (v.peak_bps(), v.average_bps(), v.codec.clone()),
         };
         let _ = write!(
             out,
@@ -234,7 +239,7 @@ pub fn master_playlist(videos: &[Rendition], audio: Option<&Rendition>, frame_ra
             out,
             "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={w}x{h},URI=\"{}/iframes.m3u8\"",
             v.iframe_peak_bps(),
-            v.encoded.codec,
+            v.codec,
             v.encoded.name
         );
     }
@@ -262,7 +267,7 @@ pub fn mpd(
     // only within one.
     let mut families: Vec<&str> = Vec::new();
     for v in videos {
-        let family = v.encoded.codec.split('.').next().unwrap_or("");
+        let family = v.codec.split('.').next().unwrap_or("");
         if !families.contains(&family) {
             families.push(family);
         }
@@ -271,7 +276,7 @@ pub fn mpd(
     for family in families {
         let members: Vec<&Rendition> = videos
             .iter()
-            .filter(|v| v.encoded.codec.split('.').next() == Some(family))
+            .filter(|v| v.codec.split('.').next() == Some(family))
             .collect();
         let (max_w, max_h) = members
             .iter()
@@ -291,7 +296,7 @@ pub fn mpd(
                 out,
                 "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{w}\" height=\"{h}\">",
                 v.encoded.name,
-                v.encoded.codec,
+                v.codec,
                 v.peak_bps()
             );
             template(&mut out, v);
@@ -305,7 +310,7 @@ pub fn mpd(
             out,
             "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\" audioSamplingRate=\"48000\">",
             a.encoded.name,
-            a.encoded.codec,
+            a.codec,
             a.peak_bps()
         );
         let _ = writeln!(
@@ -505,7 +510,11 @@ pub mod mp4 {
             // Visual sample entries: 78 bytes of fields before child boxes.
             b"avc1" | b"avc3" => {
                 let (_, avcc) = boxes(entry.get(78..)?).find(|(k, _)| k == b"avcC")?;
-                Some(crate::codecs::avc1(avcc).replace("avc1", std::str::from_utf8(&kind).ok()?))
+                let entry = std::str::from_utf8(&kind).ok()?;
+                Some(format!(
+                    "{entry}.{}",
+                    crate::codecs::avc_profile_level(avcc)?
+                ))
             }
             b"av01" => {
                 let (_, av1c) = boxes(entry.get(78..)?).find(|(k, _)| k == b"av1C")?;

@@ -37,8 +37,6 @@ pub struct Encoded {
     pub name: String,
     /// Output size (video only).
     pub size: Option<(u32, u32)>,
-    /// RFC 6381 codec string.
-    pub codec: String,
     /// Target bitrate, bits per second.
     pub target_bps: u64,
     /// Exact media duration encoded, seconds (frames / fps, samples / rate).
@@ -160,7 +158,6 @@ pub fn video(
             e,
         )
     })?;
-    let codec_string = crate::codecs::avc1(extradata(&enc));
 
     let mut mux = Muxer::start(&dir, common.segment_seconds, codec, &enc, time_base)?;
 
@@ -191,7 +188,6 @@ pub fn video(
     Ok(Encoded {
         name: rung.name(),
         size: Some((w, h)),
-        codec: codec_string,
         target_bps: u64::from(rung.kbps) * 1000,
         duration: index as f64 * f64::from(common.frame_rate.1) / f64::from(common.frame_rate.0),
     })
@@ -340,23 +336,9 @@ pub fn audio(
     Ok(Encoded {
         name: "audio".into(),
         size: None,
-        codec: "mp4a.40.2".into(),
         target_bps: AUDIO_BPS as u64,
         duration: next_pts as f64 / f64::from(AUDIO_RATE),
     })
-}
-
-/// The opened encoder's extradata (SPS/PPS for H.264).
-fn extradata(enc: &encoder::video::Encoder) -> &[u8] {
-    // SAFETY: an opened codec context owns `extradata_size` bytes at
-    // `extradata` (or a null pointer), alive as long as the encoder.
-    unsafe {
-        let ctx = enc.as_ptr();
-        if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
-            return &[];
-        }
-        std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize)
-    }
 }
 
 /// Samples of priming the encoder puts before the first real sample.
