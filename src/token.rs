@@ -37,11 +37,7 @@ pub enum TokenCommand {
 /// Runs a `token` subcommand.
 pub fn run(command: TokenCommand) -> Result<(), String> {
     let TokenCommand::Issue { asset, ttl, config } = command;
-    if !(1..=64).contains(&asset.len())
-        || !asset
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if !streamgate_engine::is_asset_id(&asset) {
         return Err(format!(
             "`{asset}` is not an asset id ([A-Za-z0-9_-]{{1,64}})"
         ));

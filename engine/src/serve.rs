@@ -390,11 +390,7 @@ impl Site {
         origin: Option<&[u8]>,
         status: u16,
     ) -> Reply {
-        let text = error_text(status);
-        let mut w = HeadWriter::new(head, status, date);
-        w.header("Content-Type", "text/plain; charset=utf-8")
-            .header("Content-Length", text.len())
-            .header("Cache-Control", "no-store");
+        let (mut w, text) = error_head(head, date, status);
         if status == 405 {
             w.header("Allow", ALLOW);
         }
@@ -414,13 +410,23 @@ impl Site {
 /// Writes a complete error response for a request that could not be parsed
 /// (the connection then closes). Returns the body text.
 pub fn parse_error_reply(head: &mut Vec<u8>, date: &str, status: u16) -> &'static str {
+    let (w, text) = error_head(head, date, status);
+    finish(w, true);
+    text
+}
+
+/// Status line and the headers every error carries; returns the body text.
+fn error_head<'h>(
+    head: &'h mut Vec<u8>,
+    date: &str,
+    status: u16,
+) -> (HeadWriter<'h>, &'static str) {
     let text = error_text(status);
     let mut w = HeadWriter::new(head, status, date);
     w.header("Content-Type", "text/plain; charset=utf-8")
         .header("Content-Length", text.len())
         .header("Cache-Control", "no-store");
-    finish(w, true);
-    text
+    (w, text)
 }
 
 fn error_text(status: u16) -> &'static str {
