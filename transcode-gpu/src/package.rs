@@ -348,27 +348,35 @@ fn iso_duration(seconds: f64) -> String {
 
 /// Just enough ISO-BMFF to read a timescale and a fragment's decode time.
 pub mod mp4 {
-    /// Iterates the boxes in `data`: (type, payload).
-    fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    /// Iterates the boxes in `data`: (offset of the box in `data`, type,
+    /// payload).
+    fn boxes_at(data: &[u8]) -> impl Iterator<Item = (usize, [u8; 4], &[u8])> {
+        let mut offset = 0usize;
         std::iter::from_fn(move || {
-            if data.len() < 8 {
+            let rest = data.get(offset..)?;
+            if rest.len() < 8 {
                 return None;
             }
-            let size32 = u32::from_be_bytes(data[0..4].try_into().ok()?) as u64;
-            let kind: [u8; 4] = data[4..8].try_into().ok()?;
+            let size32 = u32::from_be_bytes(rest[0..4].try_into().ok()?) as u64;
+            let kind: [u8; 4] = rest[4..8].try_into().ok()?;
             let (header, size) = match size32 {
-                1 => (16, u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)),
-                0 => (8, data.len() as u64),
+                1 => (16, u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?)),
+                0 => (8, rest.len() as u64),
                 n => (8, n),
             };
             let size = usize::try_from(size).ok()?;
-            if size < header || size > data.len() {
+            if size < header || size > rest.len() {
                 return None;
             }
-            let payload = &data[header..size];
-            data = &data[size..];
-            Some((kind, payload))
+            let item = (offset, kind, &rest[header..size]);
+            offset += size;
+            Some(item)
         })
+    }
+
+    /// Iterates the boxes in `data`: (type, payload).
+    fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+        boxes_at(data).map(|(_, kind, payload)| (kind, payload))
     }
 
     fn find<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
@@ -390,112 +398,94 @@ pub mod mp4 {
         ))
     }
 
-    /// Sum of the sample durations of a fragment's first track run
-    /// (`trun` per-sample durations, else `tfhd` default duration).
-    pub fn fragment_duration(segment: &[u8]) -> Option<u64> {
-        let traf = find(segment, &[b"moof", b"traf"])?;
+    fn be32(data: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    /// The 24 flag bits of a full box.
+    fn full_box_flags(payload: &[u8]) -> Option<u32> {
+        Some(be32(payload, 0)? & 0x00ff_ffff)
+    }
+
+    /// A `traf`'s samples as `tfhd` defaults and its `trun`s describe them.
+    struct TrackFragment {
+        /// (duration, size) of each sample, where known.
+        samples: Vec<(Option<u32>, Option<u32>)>,
+        /// The first `trun`'s data offset (from the `moof` start, as
+        /// default-base-is-moof fragments have it).
+        data_offset: Option<i32>,
+    }
+
+    fn track_fragment(traf: &[u8]) -> Option<TrackFragment> {
         let tfhd = boxes(traf).find(|(k, _)| k == b"tfhd")?.1;
-        let tfhd_flags = u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
+        let tfhd_flags = full_box_flags(tfhd)?;
         // tfhd: version/flags, track_ID, then optional fields in flag order.
         let mut at = 8;
-        if tfhd_flags & 0x01 != 0 {
-            at += 8; // base_data_offset
-        }
-        if tfhd_flags & 0x02 != 0 {
-            at += 4; // sample_description_index
-        }
-        let default_duration = if tfhd_flags & 0x08 != 0 {
-            Some(u64::from(u32::from_be_bytes(
-                tfhd.get(at..at + 4)?.try_into().ok()?,
-            )))
-        } else {
-            None
+        let mut optional = |flag: u32, len: usize| {
+            let value = (tfhd_flags & flag != 0).then(|| be32(tfhd, at)).flatten();
+            if tfhd_flags & flag != 0 {
+                at += len;
+            }
+            value
         };
-        let mut total = 0u64;
+        optional(0x01, 8); // base_data_offset
+        optional(0x02, 4); // sample_description_index
+        let default_duration = optional(0x08, 4);
+        let default_size = optional(0x10, 4);
+
+        let mut fragment = TrackFragment {
+            samples: Vec::new(),
+            data_offset: None,
+        };
         for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
-            let flags = u32::from_be_bytes([0, *trun.get(1)?, *trun.get(2)?, *trun.get(3)?]);
-            let count = u32::from_be_bytes(trun.get(4..8)?.try_into().ok()?) as usize;
+            let flags = full_box_flags(trun)?;
+            let count = be32(trun, 4)? as usize;
             let mut at = 8;
             if flags & 0x01 != 0 {
-                at += 4; // data_offset
+                let offset = be32(trun, at)? as i32;
+                fragment.data_offset.get_or_insert(offset);
+                at += 4;
             }
             if flags & 0x04 != 0 {
                 at += 4; // first_sample_flags
             }
-            let per_sample = [0x100, 0x200, 0x400, 0x800]
-                .iter()
-                .filter(|&&f| flags & f != 0)
-                .count()
-                * 4;
-            if flags & 0x100 == 0 {
-                total += default_duration? * count as u64;
-                continue;
-            }
-            for i in 0..count {
-                let o = at + i * per_sample;
-                total += u64::from(u32::from_be_bytes(trun.get(o..o + 4)?.try_into().ok()?));
+            for _ in 0..count {
+                let mut field = |flag: u32| {
+                    let value = (flags & flag != 0).then(|| be32(trun, at));
+                    if flags & flag != 0 {
+                        at += 4;
+                    }
+                    value
+                };
+                let duration = field(0x100).map_or(Some(default_duration), |v| v.map(Some))?;
+                let size = field(0x200).map_or(Some(default_size), |v| v.map(Some))?;
+                field(0x400); // sample_flags
+                field(0x800); // composition time offset
+                fragment.samples.push((duration, size));
             }
         }
-        Some(total)
+        Some(fragment)
+    }
+
+    /// Sum of the sample durations of a fragment (`trun` per-sample
+    /// durations, else the `tfhd` default).
+    pub fn fragment_duration(segment: &[u8]) -> Option<u64> {
+        let traf = find(segment, &[b"moof", b"traf"])?;
+        track_fragment(traf)?
+            .samples
+            .iter()
+            .map(|(duration, _)| duration.map(u64::from))
+            .sum()
     }
 
     /// Bytes from the start of a segment to the end of its first sample
     /// (the keyframe): what an I-frame playlist's BYTERANGE covers.
     pub fn first_sample_end(segment: &[u8]) -> Option<u64> {
-        let mut offset = 0usize;
-        let mut rest = segment;
-        while rest.len() >= 8 {
-            let size = u32::from_be_bytes(rest[0..4].try_into().ok()?) as usize;
-            if size < 8 || size > rest.len() {
-                return None;
-            }
-            if &rest[4..8] == b"moof" {
-                let moof = &rest[8..size];
-                let traf = find(moof, &[b"traf"])?;
-                let tfhd = boxes(traf).find(|(k, _)| k == b"tfhd")?.1;
-                let tfhd_flags =
-                    u32::from_be_bytes([0, *tfhd.get(1)?, *tfhd.get(2)?, *tfhd.get(3)?]);
-                let mut at = 8;
-                for (flag, len) in [(0x01, 8), (0x02, 4), (0x08, 4)] {
-                    if tfhd_flags & flag != 0 {
-                        at += len;
-                    }
-                }
-                let default_size = (tfhd_flags & 0x10 != 0)
-                    .then(|| {
-                        tfhd.get(at..at + 4)
-                            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
-                    })
-                    .flatten();
-                let trun = boxes(traf).find(|(k, _)| k == b"trun")?.1;
-                let flags = u32::from_be_bytes([0, *trun.get(1)?, *trun.get(2)?, *trun.get(3)?]);
-                let mut at = 8;
-                // Data offsets are relative to the moof (default-base-is-moof).
-                let data_offset = if flags & 0x01 != 0 {
-                    let v = i32::from_be_bytes(trun.get(at..at + 4)?.try_into().ok()?);
-                    at += 4;
-                    v
-                } else {
-                    return None;
-                };
-                if flags & 0x04 != 0 {
-                    at += 4;
-                }
-                if flags & 0x100 != 0 {
-                    at += 4;
-                }
-                let first_size = if flags & 0x200 != 0 {
-                    u32::from_be_bytes(trun.get(at..at + 4)?.try_into().ok()?)
-                } else {
-                    default_size?
-                };
-                let start = (offset as i64 + i64::from(data_offset)) as u64;
-                return Some(start + u64::from(first_size));
-            }
-            offset += size;
-            rest = &rest[size..];
-        }
-        None
+        let (moof_at, _, moof) = boxes_at(segment).find(|(_, k, _)| k == b"moof")?;
+        let fragment = track_fragment(find(moof, &[b"traf"])?)?;
+        let start = moof_at as i64 + i64::from(fragment.data_offset?);
+        let first_size = fragment.samples.first()?.1?;
+        u64::try_from(start + i64::from(first_size)).ok()
     }
 
     /// The RFC 6381 codec string of the first track's sample entry.
@@ -561,6 +551,39 @@ pub mod mp4 {
             .concat();
             assert_eq!(super::tfdt(&seg), Some(123_456));
             assert_eq!(super::tfdt(&seg[..10]), None);
+        }
+
+        #[test]
+        fn reads_sample_runs() {
+            // tfhd: default-base-is-moof + default duration 1024.
+            let mut tfhd = 0x0002_0008u32.to_be_bytes().to_vec();
+            tfhd.extend_from_slice(&1u32.to_be_bytes()); // track_ID
+            tfhd.extend_from_slice(&1024u32.to_be_bytes());
+            // trun: data offset + per-sample sizes, two samples.
+            let mut trun = 0x0000_0201u32.to_be_bytes().to_vec();
+            trun.extend_from_slice(&2u32.to_be_bytes());
+            trun.extend_from_slice(&100i32.to_be_bytes());
+            trun.extend_from_slice(&10u32.to_be_bytes());
+            trun.extend_from_slice(&20u32.to_be_bytes());
+            let moof = bx(
+                b"moof",
+                &bx(b"traf", &[bx(b"tfhd", &tfhd), bx(b"trun", &trun)].concat()),
+            );
+            let seg = [bx(b"styp", b"cmfs"), moof].concat();
+            assert_eq!(super::fragment_duration(&seg), Some(2048));
+            // styp is 12 bytes: the moof starts there, samples 100 bytes later.
+            assert_eq!(super::first_sample_end(&seg), Some(12 + 100 + 10));
+            // Without a default duration and no per-sample durations: unknown.
+            let mut no_default = 0x0002_0000u32.to_be_bytes().to_vec();
+            no_default.extend_from_slice(&1u32.to_be_bytes());
+            let bare = bx(
+                b"moof",
+                &bx(
+                    b"traf",
+                    &[bx(b"tfhd", &no_default), bx(b"trun", &trun)].concat(),
+                ),
+            );
+            assert_eq!(super::fragment_duration(&bare), None);
         }
     }
 }
