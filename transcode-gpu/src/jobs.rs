@@ -210,7 +210,7 @@ impl Spool {
     }
 
     fn run(&self, mut job: Job, gpu: GpuMode, preset: &str) {
-        remove_stale_staging(&job.out);
+        crate::publish::remove_stale(&job.out);
         let result = if job.out.exists() {
             // The previous attempt published, then died before saying so.
             Ok(())
@@ -285,27 +285,6 @@ impl Spool {
             File::open(&self.dir)?.sync_all()
         };
         write().map_err(|e| io(format!("saving job {}", job.id), e))
-    }
-}
-
-/// Removes `.<name>.staging-*` directories an interrupted attempt left
-/// beside `out`.
-fn remove_stale_staging(out: &Path) {
-    let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.staging-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    }) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
     }
 }
 

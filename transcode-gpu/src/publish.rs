@@ -21,16 +21,9 @@ impl Staging {
         if target.exists() {
             return Err(TranscodeError::OutputExists(target.to_path_buf()));
         }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let (parent, prefix) = staging_place(target);
         fs::create_dir_all(parent).map_err(|e| io(format!("creating {}", parent.display()), e))?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "asset".into());
-        let dir = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        let dir = parent.join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir(&dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
         Ok(Self {
@@ -58,6 +51,34 @@ impl Staging {
         }
         self.published = true;
         Ok(self.target.clone())
+    }
+}
+
+/// Where staging directories for `target` live, and their name prefix
+/// (`.<name>.staging-`; the process id completes it).
+fn staging_place(target: &Path) -> (&Path, String) {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "asset".into());
+    (parent, format!(".{name}.staging-"))
+}
+
+/// Removes staging directories that an interrupted attempt (any process)
+/// left beside `target`.
+pub fn remove_stale(target: &Path) {
+    let (parent, prefix) = staging_place(target);
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
