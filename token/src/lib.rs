@@ -181,16 +181,6 @@ impl KeySet {
         self.revoked.contains(jti)
     }
 
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no key is loaded (every token is then refused).
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Verifies signature and `kid` and decodes the claims, without the
     /// time, asset and revocation checks (see [`check`]).
     pub fn verify_signature(&self, token: &str) -> Result<Claims, Rejection> {

@@ -168,13 +168,6 @@ impl Spool {
         Ok(jobs)
     }
 
-    /// One job and, while it runs, its live progress.
-    pub fn status(&self, id: &str) -> Result<Option<(Job, Option<Live>)>, TranscodeError> {
-        let job = self.list()?.into_iter().find(|j| j.id == id);
-        let live = self.live.lock().ok().and_then(|l| l.get(id).copied());
-        Ok(job.map(|j| (j, live)))
-    }
-
     /// Live progress of every running job.
     pub fn live(&self) -> HashMap<String, Live> {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
