@@ -37,7 +37,7 @@ pub enum TokenCommand {
 /// Runs a `token` subcommand.
 pub fn run(command: TokenCommand) -> Result<(), String> {
     let TokenCommand::Issue { asset, ttl, config } = command;
-    if !streamgate_engine::is_asset_id(&asset) {
+    if !streamgate_token::is_asset_id(&asset) {
         return Err(format!(
             "`{asset}` is not an asset id ([A-Za-z0-9_-]{{1,64}})"
         ));

@@ -1,10 +1,23 @@
-//! StreamGate control plane (being built: issue 4).
+//! StreamGate control plane: metadata, wallet sign-in, the NFT gate and
+//! playback tokens, behind gRPC (operators, the engine, the CLI) and a JSON
+//! API for browsers (Contract 5).
 //!
-//! Present: [`siwe_auth`], Sign-In with Ethereum (EIP-4361) challenges built
-//! by the server and verified by EIP-191 recovery, with single-use expiring
-//! nonces. Still to come: the tonic gRPC services, the JSON API for browsers,
-//! sqlx storage (SQLite / PostgreSQL), EIP-712 and Solana sign-in, the NFT
-//! gate, and issuing playback tokens (the token format lives in
-//! `streamgate-token`).
+//! Layout: [`service`] holds every operation once; [`grpc`] and [`http`]
+//! only translate. [`store`] is the database, [`auth`] the signature
+//! schemes, [`chain`] the NFT gate over JSON-RPC, [`secrets`] the keys and
+//! operator token in the data dir, [`metrics`] the counters.
 
-pub mod siwe_auth;
+pub mod auth;
+pub mod chain;
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod secrets;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use config::{ChainConfig, ControlConfig};
+pub use server::{ControlPlane, StartError};

@@ -35,5 +35,4 @@ mod worker;
 
 pub use config::{AccessPolicy, EngineConfig, JobsConfig};
 pub use engine::{Engine, EngineError};
-pub use serve::is_asset_id;
 pub use shutdown::wait_for_termination_signal;

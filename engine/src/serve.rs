@@ -23,6 +23,7 @@ use crate::config::{AccessPolicy, EngineConfig};
 use crate::fs::{self, FileStamp, Root};
 use crate::gate::Gate;
 use crate::telemetry::WorkerStats;
+use streamgate_token::is_asset_id;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -451,26 +452,4 @@ fn finish(mut w: HeadWriter<'_>, closing: bool) {
         w.header("Connection", "close");
     }
     w.finish();
-}
-
-/// `[A-Za-z0-9_-]{1,64}` (Contract 2).
-pub fn is_asset_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asset_ids() {
-        assert!(is_asset_id("abc_DEF-123"));
-        assert!(!is_asset_id(""));
-        assert!(!is_asset_id(".staging"));
-        assert!(!is_asset_id(&"a".repeat(65)));
-        assert!(!is_asset_id("a b"));
-    }
 }

@@ -241,6 +241,15 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Rejection>
     serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
 }
 
+/// Whether `id` is a valid asset id, `[A-Za-z0-9_-]{1,64}` (Contract 2);
+/// the `sub` of every playback token is one.
+pub fn is_asset_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A fresh random token id (128 bits, base64url).
 pub fn new_jti() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
@@ -250,6 +259,16 @@ pub fn new_jti() -> Result<String, getrandom::Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn asset_ids() {
+        use super::is_asset_id;
+        assert!(is_asset_id("abc_DEF-123"));
+        assert!(!is_asset_id(""));
+        assert!(!is_asset_id(".staging"));
+        assert!(!is_asset_id(&"a".repeat(65)));
+        assert!(!is_asset_id("a b"));
+    }
+
     use super::*;
 
     fn claims(sub: &str) -> Claims {

@@ -1,0 +1,80 @@
+//! Control-plane configuration: every knob it reads, in one struct.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// RPC access to one EVM chain (`[chains.<id>]`).
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC URLs, tried in order of health.
+    pub rpc: Vec<String>,
+    /// Longest wait for one RPC answer before failing over.
+    pub timeout: Duration,
+}
+
+/// Configuration of the control plane.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Signing keys and the operator token live here.
+    pub data_dir: PathBuf,
+    /// Assets root (`asset import` moves directories here; delete removes).
+    pub assets_root: PathBuf,
+    /// gRPC listener.
+    pub grpc: SocketAddr,
+    /// JSON API listener for browsers.
+    pub http: SocketAddr,
+    /// `sqlite://…` or `postgres://…`.
+    pub database: String,
+    /// The engine's public URL: SIWE domain and URI, CORS origin, and the
+    /// base of playback URLs.
+    pub public_url: String,
+    /// Chains by id.
+    pub chains: BTreeMap<u64, ChainConfig>,
+    /// How long a positive NFT answer is reused.
+    pub nft_cache_ttl: Duration,
+    /// How long a negative NFT answer is reused.
+    pub nft_negative_ttl: Duration,
+    /// How long a sign-in challenge may wait for its signature.
+    pub challenge_ttl: Duration,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Default playback-token lifetime.
+    pub playback_ttl: Duration,
+    /// Longest playback-token lifetime a caller may ask for; also how long
+    /// a retired signing key stays published.
+    pub playback_max_ttl: Duration,
+}
+
+impl ControlConfig {
+    /// Defaults from Contract 6 under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        let database = format!("sqlite://{}", data_dir.join("streamgate.db").display());
+        Self {
+            assets_root: data_dir.join("assets"),
+            data_dir,
+            grpc: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            database,
+            public_url: "http://127.0.0.1:8080".into(),
+            chains: BTreeMap::new(),
+            nft_cache_ttl: Duration::from_secs(15),
+            nft_negative_ttl: Duration::from_secs(5),
+            challenge_ttl: Duration::from_secs(300),
+            session_ttl: Duration::from_secs(3600),
+            playback_ttl: Duration::from_secs(4 * 3600),
+            playback_max_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// The operator token file (mode 0600).
+    pub fn operator_token_path(&self) -> PathBuf {
+        self.data_dir.join("operator.token")
+    }
+
+    /// This node's signing keys.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+}

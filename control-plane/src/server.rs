@@ -1,0 +1,177 @@
+//! Starting and stopping the control plane: its own tokio runtime, the gRPC
+//! and HTTP listeners, and housekeeping.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamgate_api::v1 as pb;
+use tokio::sync::watch;
+
+use crate::config::ControlConfig;
+use crate::grpc::Grpc;
+use crate::secrets;
+use crate::service::Service;
+use crate::store::Store;
+
+/// Why the control plane did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The tokio runtime could not be built.
+    Runtime(std::io::Error),
+    /// The database could not be opened or migrated.
+    Database(String),
+    /// A secret in the data dir could not be read or created.
+    Secrets(String),
+    /// Bad configuration (public URL, chain URLs).
+    Config(String),
+    /// A listener could not bind.
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
+            Self::Database(e) => write!(f, "cannot open the database: {e}"),
+            Self::Secrets(e) => write!(f, "{e}"),
+            Self::Config(e) => write!(f, "configuration: {e}"),
+            Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What a first start created, for the operator to be told.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    /// The operator token file, when it was just created.
+    pub operator_token: Option<PathBuf>,
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    runtime: tokio::runtime::Runtime,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Bound gRPC address.
+    pub grpc: SocketAddr,
+    /// Bound HTTP address.
+    pub http: SocketAddr,
+    /// What this start created.
+    pub created: Created,
+}
+
+impl ControlPlane {
+    /// Opens the database, loads or creates the secrets, binds both
+    /// listeners and serves until [`ControlPlane::shutdown`].
+    pub fn start(config: ControlConfig) -> Result<Self, StartError> {
+        // reqwest is built without a default crypto provider (its rustls
+        // feature pulls aws-lc-rs); use ring, like the rest of the product.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sg-control")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let metrics = crate::metrics::install();
+        let (token, created_token) = secrets::operator_token(&config.operator_token_path())
+            .map_err(|e| StartError::Secrets(e.to_string()))?;
+        let created = Created {
+            operator_token: created_token.then(|| config.operator_token_path()),
+        };
+        let (grpc_addr, http_addr) = (config.grpc, config.http);
+        let (service, grpc_listener, http_listener) = runtime.block_on(async {
+            let store = Store::open(&config.database)
+                .await
+                .map_err(|e| StartError::Database(e.to_string()))?;
+            let service = Service::new(config, store, token)
+                .await
+                .map_err(StartError::Config)?;
+            let grpc = tokio::net::TcpListener::bind(grpc_addr)
+                .await
+                .map_err(|e| StartError::Bind(grpc_addr, e))?;
+            let http = tokio::net::TcpListener::bind(http_addr)
+                .await
+                .map_err(|e| StartError::Bind(http_addr, e))?;
+            Ok::<_, StartError>((Arc::new(service), grpc, http))
+        })?;
+        let grpc = grpc_listener.local_addr().unwrap_or(grpc_addr);
+        let http = http_listener.local_addr().unwrap_or(http_addr);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let services = Grpc(Arc::clone(&service));
+        let mut until = stopped.clone();
+        tasks.push(runtime.spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(pb::assets_server::AssetsServer::new(services.clone()))
+                .add_service(pb::auth_server::AuthServer::new(services.clone()))
+                .add_service(pb::access_server::AccessServer::new(services.clone()))
+                .add_service(pb::chain_server::ChainServer::new(services.clone()))
+                .add_service(pb::keys_server::KeysServer::new(services.clone()))
+                .add_service(pb::health_server::HealthServer::new(services))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(grpc_listener),
+                    async move {
+                        let _ = until.wait_for(|s| *s).await;
+                    },
+                )
+                .await;
+            if let Err(e) = result {
+                eprintln!("streamgate control: gRPC server: {e}");
+            }
+        }));
+
+        let router = crate::http::router(Arc::clone(&service), metrics);
+        let mut until = stopped.clone();
+        tasks.push(runtime.spawn(async move {
+            let result = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = until.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                eprintln!("streamgate control: HTTP server: {e}");
+            }
+        }));
+
+        let mut until = stopped;
+        tasks.push(runtime.spawn(async move {
+            loop {
+                service.purge().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = until.wait_for(|s| *s) => break,
+                }
+            }
+        }));
+        Ok(Self {
+            runtime,
+            stop,
+            tasks,
+            grpc,
+            http,
+            created,
+        })
+    }
+
+    /// Stops accepting, lets in-flight calls finish (up to `grace`), and
+    /// returns.
+    pub fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let tasks = self.tasks;
+        self.runtime.block_on(async move {
+            let _ = tokio::time::timeout(grace, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+            })
+            .await;
+        });
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
