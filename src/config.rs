@@ -1,15 +1,17 @@
 //! The configuration file (Contract 6): TOML, overridden by `STREAMGATE_…`
 //! environment variables, overridden in turn by command-line flags.
 //!
-//! Only the sections that running code reads are typed. `[control]`,
-//! `[chains.*]` and `[nft]` belong to the control plane (issue 4); they are
-//! accepted as tables so one file serves every subcommand.
+//! One file serves every subcommand: `[engine]` builds the engine's
+//! [`EngineConfig`], `[control]`, `[chains.<id>]` and `[nft]` the control
+//! plane's [`ControlConfig`].
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use streamgate_control_plane::{ChainConfig, ControlConfig};
 use streamgate_engine::{AccessPolicy, EngineConfig, JobsConfig};
 
 /// The whole file.
@@ -22,15 +24,45 @@ pub struct FileConfig {
     /// `[engine]`
     #[serde(default)]
     pub engine: EngineSection,
-    /// `[control]` (control plane, not read yet).
+    /// `[control]`
     #[serde(default)]
-    pub control: toml::Table,
-    /// `[chains.<id>]` (control plane, not read yet).
+    pub control: ControlSection,
+    /// `[chains.<id>]`
     #[serde(default)]
-    pub chains: toml::Table,
-    /// `[nft]` (control plane, not read yet).
+    pub chains: BTreeMap<String, ChainSection>,
+    /// `[nft]`
     #[serde(default)]
-    pub nft: toml::Table,
+    pub nft: NftSection,
+}
+
+/// `[control]`: every key optional; defaults from [`ControlConfig::new`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    database: Option<String>,
+    public_url: Option<String>,
+    challenge_ttl: Option<String>,
+    session_ttl: Option<String>,
+    playback_ttl: Option<String>,
+    playback_max_ttl: Option<String>,
+}
+
+/// `[chains.<id>]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    rpc: Vec<String>,
+    timeout: Option<String>,
+}
+
+/// `[nft]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NftSection {
+    cache_ttl: Option<String>,
+    negative_ttl: Option<String>,
 }
 
 /// `[engine]`: every key optional; defaults come from [`EngineConfig::new`].
@@ -79,13 +111,89 @@ impl FileConfig {
         let config: Self = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| format!("invalid configuration: {e}"))?;
-        config.engine_config()?; // surface bad durations now
+        config.engine_config()?; // surface bad values now
+        config.control_config()?;
         Ok(config)
     }
 
-    /// Playback-token keys: `<data_dir>/keys`.
-    pub fn keys_dir(&self) -> PathBuf {
-        self.data_dir.join("keys")
+    /// The operator token (`<data_dir>/operator.token`).
+    pub fn operator_token_path(&self) -> PathBuf {
+        ControlConfig::new(self.data_dir.clone()).operator_token_path()
+    }
+
+    /// Where clients reach the control plane's gRPC listener.
+    pub fn control_endpoint(&self) -> Result<String, String> {
+        let mut addr = self
+            .control
+            .grpc
+            .unwrap_or_else(|| ControlConfig::new(self.data_dir.clone()).grpc);
+        if addr.ip().is_unspecified() {
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        Ok(format!("http://{addr}"))
+    }
+
+    /// The control plane's configuration.
+    pub fn control_config(&self) -> Result<ControlConfig, String> {
+        let mut c = ControlConfig::new(self.data_dir.clone());
+        c.assets_root = self.engine_root();
+        let s = &self.control;
+        if let Some(v) = s.grpc {
+            c.grpc = v;
+        }
+        if let Some(v) = s.http {
+            c.http = v;
+        }
+        if let Some(v) = &s.database {
+            if !(v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                return Err(format!("control.database: {v:?} is neither sqlite://… nor postgres://…"));
+            }
+            c.database = v.clone();
+        }
+        c.public_url = match &s.public_url {
+            Some(v) => v.clone(),
+            // Unset: the engine's own listener, as seen from this host.
+            None => {
+                let mut listen = self.engine_config()?.listen;
+                if listen.ip().is_unspecified() {
+                    listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                }
+                format!("http://{listen}")
+            }
+        };
+        for (value, slot, key) in [
+            (&s.challenge_ttl, &mut c.challenge_ttl, "control.challenge_ttl"),
+            (&s.session_ttl, &mut c.session_ttl, "control.session_ttl"),
+            (&s.playback_ttl, &mut c.playback_ttl, "control.playback_ttl"),
+            (&s.playback_max_ttl, &mut c.playback_max_ttl, "control.playback_max_ttl"),
+            (&self.nft.cache_ttl, &mut c.nft_cache_ttl, "nft.cache_ttl"),
+            (&self.nft.negative_ttl, &mut c.nft_negative_ttl, "nft.negative_ttl"),
+        ] {
+            if let Some(text) = value {
+                *slot = parse_duration(text).map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
+        for (id, chain) in &self.chains {
+            let chain_id: u64 = id
+                .parse()
+                .map_err(|_| format!("[chains.{id}]: the section name must be a chain id"))?;
+            if chain.rpc.is_empty() {
+                return Err(format!("[chains.{id}]: rpc needs at least one URL"));
+            }
+            let timeout = match &chain.timeout {
+                Some(t) => parse_duration(t).map_err(|e| format!("chains.{id}.timeout: {e}"))?,
+                None => Duration::from_secs(3),
+            };
+            c.chains.insert(chain_id, ChainConfig { rpc: chain.rpc.clone(), timeout });
+        }
+        Ok(c)
+    }
+
+    fn engine_root(&self) -> PathBuf {
+        self.engine
+            .root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("assets"))
     }
 
     /// The transcode job spool: `<data_dir>/jobs`.
@@ -96,11 +204,7 @@ impl FileConfig {
     /// The engine's configuration (before command-line overrides).
     pub fn engine_config(&self) -> Result<EngineConfig, String> {
         let e = &self.engine;
-        let root = e
-            .root
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("assets"));
-        let mut c = EngineConfig::new(root);
+        let mut c = EngineConfig::new(self.engine_root());
         if let Some(v) = e.listen {
             c.listen = v;
         }
@@ -155,7 +259,7 @@ impl FileConfig {
         if let Some(v) = e.max_head_bytes {
             c.limits.max_head_bytes = v;
         }
-        c.keys_dir = Some(self.keys_dir());
+        c.control = Some(self.control_endpoint()?);
         let workers = e.job_workers.unwrap_or(1);
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),

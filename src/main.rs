@@ -1,10 +1,14 @@
 //! `streamgate`: the appliance's command line (Contract 1).
 //!
-//! Subcommands present today: `engine` (the data plane), `transcode`,
-//! `token issue` and `config check`.
-//! The others in Contract 1 arrive with the issues that build them.
+//! `serve` (everything in one process), `engine` and `control` (the two
+//! halves apart), `transcode`, `asset …` and `token issue` (operator calls
+//! over gRPC), `config check`. `ingest` and `loadtest` arrive with the
+//! issues that build them.
 
+mod asset;
+mod client;
 mod config;
+mod serve;
 mod token;
 mod transcode;
 
@@ -26,8 +30,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run everything on one box: control plane, engine and job runner.
+    Serve(serve::ServeArgs),
     /// Run the data plane: serve packaged assets over HTTP/1.1.
     Engine(EngineArgs),
+    /// Run the control plane alone (gRPC + JSON API).
+    Control(serve::ServeArgs),
+    /// Manage assets (operator).
+    Asset(asset::AssetArgs),
     /// Transcode a file into a packaged ABR asset (HLS + DASH over CMAF).
     Transcode(transcode::TranscodeArgs),
     /// Playback tokens (Contract 4).
@@ -72,7 +82,10 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run_serve(args),
         Command::Engine(args) => run_engine(args),
+        Command::Control(args) => serve::run_control(args),
+        Command::Asset(args) => asset::run(args),
         Command::Transcode(args) => transcode::run(args),
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
@@ -103,6 +116,9 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
     }
     if args.open {
         config.access = AccessPolicy::Open;
+        // Nothing to learn from a control plane: every asset is open and
+        // tokens are not needed.
+        config.control = None;
     }
     let summary = format!(
         "serving {} at http://{}/v/ with {} workers; admin http://{}",
@@ -111,10 +127,9 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
         config.worker_count(),
         config.admin
     );
-    if config.access == AccessPolicy::Closed {
+    if let (AccessPolicy::Closed, Some(control)) = (config.access, &config.control) {
         eprintln!(
-            "streamgate engine: no control plane to say which assets are open, so /v/ serves nothing; \
-             /p/<token>/ serves with playback tokens; pass --open to serve every asset under /v/"
+            "streamgate engine: access decided locally from keys and open assets pulled from the control plane at {control}"
         );
     }
     let engine = Engine::start(config).map_err(|e| e.to_string())?;
@@ -140,19 +155,14 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
         engine.admin,
         engine.root.display()
     );
-    let unchecked: Vec<&str> = [
-        ("[control]", config.control.is_empty()),
-        ("[chains]", config.chains.is_empty()),
-        ("[nft]", config.nft.is_empty()),
-    ]
-    .into_iter()
-    .filter_map(|(name, empty)| (!empty).then_some(name))
-    .collect();
-    if !unchecked.is_empty() {
-        println!(
-            "note: {} accepted but not validated yet (control plane not built)",
-            unchecked.join(", ")
-        );
-    }
+    let control = config.control_config()?;
+    println!(
+        "control: grpc {}, http {}, database {}, public URL {}, chains {:?}",
+        control.grpc,
+        control.http,
+        control.database.split('@').next_back().unwrap_or_default(),
+        control.public_url,
+        control.chains.keys().collect::<Vec<_>>()
+    );
     Ok(())
 }

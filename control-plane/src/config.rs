@@ -45,6 +45,10 @@ pub struct ControlConfig {
     /// Longest playback-token lifetime a caller may ask for; also how long
     /// a retired signing key stays published.
     pub playback_max_ttl: Duration,
+    /// Install a metrics recorder and serve `/metrics` on the HTTP listener.
+    /// Off inside `streamgate serve`, where the engine's admin listener
+    /// serves one recorder for the whole process.
+    pub own_metrics: bool,
 }
 
 impl ControlConfig {
@@ -65,6 +69,7 @@ impl ControlConfig {
             session_ttl: Duration::from_secs(3600),
             playback_ttl: Duration::from_secs(4 * 3600),
             playback_max_ttl: Duration::from_secs(24 * 3600),
+            own_metrics: true,
         }
     }
 

@@ -17,10 +17,15 @@ mod name {
     pub const TOKENS_REFUSED: &str = "streamgate_token_requests_refused_total";
 }
 
-/// Installs a recorder if this process has none yet and returns its
-/// handle; `None` when another component (the engine) already did.
-pub fn install() -> Option<PrometheusHandle> {
-    let handle = PrometheusBuilder::new().install_recorder().ok();
+/// With `own`, installs a recorder and returns its handle (`None` if the
+/// process already has one); without, records into whatever recorder the
+/// process installs (the engine's).
+pub fn install(own: bool) -> Option<PrometheusHandle> {
+    let handle = if own {
+        PrometheusBuilder::new().install_recorder().ok()
+    } else {
+        None
+    };
     describe();
     handle
 }

@@ -77,7 +77,7 @@ impl ControlPlane {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
-        let metrics = crate::metrics::install();
+        let metrics = crate::metrics::install(config.own_metrics);
         let (token, created_token) = secrets::operator_token(&config.operator_token_path())
             .map_err(|e| StartError::Secrets(e.to_string()))?;
         let created = Created {

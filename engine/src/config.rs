@@ -56,9 +56,12 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// The transcode job runner; `None` runs no jobs.
     pub jobs: Option<JobsConfig>,
-    /// Directory of playback-token public keys (`<kid>.pub`) and `revoked`
-    /// token ids; `None` refuses every `/p/` request.
-    pub keys_dir: Option<PathBuf>,
+    /// The control plane's gRPC endpoint (`http://host:port`), polled for
+    /// public keys, revocations and open assets; `None` refuses every `/p/`
+    /// request and serves `/v/` only with [`AccessPolicy::Open`].
+    pub control: Option<String>,
+    /// How often the control plane is polled.
+    pub control_poll: Duration,
 }
 
 /// The job runner: workers taking transcode jobs from a durable spool.
@@ -95,7 +98,8 @@ impl EngineConfig {
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
             jobs: None,
-            keys_dir: None,
+            control: None,
+            control_poll: Duration::from_secs(1),
         }
     }
 

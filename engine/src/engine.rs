@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::admin;
 use crate::config::EngineConfig;
 use crate::fs::Root;
-use crate::gate::{self, SharedKeys};
+use crate::gate::SharedKeys;
+use crate::sync;
 use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
 use crate::telemetry;
@@ -84,8 +85,9 @@ impl Engine {
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
         let keys = Arc::new(SharedKeys::default());
-        if let Some(dir) = &config.keys_dir {
-            gate::watch(dir.clone(), Arc::clone(&keys)).map_err(EngineError::Worker)?;
+        if let Some(endpoint) = &config.control {
+            sync::start(endpoint.clone(), config.control_poll, Arc::clone(&keys))
+                .map_err(EngineError::Worker)?;
         }
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();

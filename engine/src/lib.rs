@@ -13,7 +13,9 @@
 //!   304, cache headers, CORS);
 //! - `fs`: opening files strictly beneath the root (`openat2`);
 //! - `cache`: the per-core hot-segment cache;
-//! - `gate`: playback tokens for `/p/<token>/<asset>/…`, checked per core;
+//! - `gate`: playback tokens for `/p/<token>/<asset>/…` and open assets for
+//!   `/v/`, decided per core;
+//! - `sync`: pulls keys, revocations and open assets from the control plane;
 //! - `telemetry`: per-core counters flushed to the Prometheus recorder;
 //! - `admin`: `/metrics`, `/healthz`, `/readyz`, `/jobs`;
 //! - `jobs`: the transcode job runner (spool in `streamgate-transcode-gpu`);
@@ -30,9 +32,10 @@ mod gate;
 mod jobs;
 mod serve;
 mod shutdown;
+mod sync;
 mod telemetry;
 mod worker;
 
 pub use config::{AccessPolicy, EngineConfig, JobsConfig};
 pub use engine::{Engine, EngineError};
-pub use shutdown::wait_for_termination_signal;
+pub use shutdown::{block_termination_signals, wait_for_termination_signal};

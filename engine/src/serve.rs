@@ -187,7 +187,8 @@ impl Site {
     /// (staging directories, dotfiles) never match.
     fn route<'p>(&self, path: &'p str) -> Option<Route<'p>> {
         let (token, relative) = if let Some(rest) = path.strip_prefix("/v/") {
-            if self.access != AccessPolicy::Open {
+            let asset = rest.split('/').next().unwrap_or_default();
+            if self.access != AccessPolicy::Open && !self.gate.is_open(asset) {
                 return None; // gated assets are never served under /v/
             }
             (None, rest)

@@ -1,0 +1,85 @@
+//! The command line's gRPC client: the control plane's address and the
+//! operator token come from the same configuration `serve` reads.
+
+use std::future::Future;
+
+use streamgate_api::v1::access_client::AccessClient;
+use streamgate_api::v1::assets_client::AssetsClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::config::FileConfig;
+
+/// An operator's connection to the control plane.
+pub struct Operator {
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+    authorization: MetadataValue<tonic::metadata::Ascii>,
+    endpoint: String,
+}
+
+impl Operator {
+    /// Reads the operator token and prepares a (lazy) connection.
+    pub fn connect(file: &FileConfig) -> Result<Self, String> {
+        let path = file.operator_token_path();
+        let token = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "cannot read the operator token {}: {e} (it is created by the first `streamgate serve` or `streamgate control`; pass the same --config)",
+                path.display()
+            )
+        })?;
+        let authorization = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| format!("{} does not hold a valid token", path.display()))?;
+        let endpoint = file.control_endpoint()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let channel = runtime.block_on(async {
+            tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .map(|e| e.connect_timeout(std::time::Duration::from_secs(3)).connect_lazy())
+                .map_err(|e| format!("control endpoint {endpoint}: {e}"))
+        })?;
+        Ok(Self {
+            runtime,
+            channel,
+            authorization,
+            endpoint,
+        })
+    }
+
+    /// `message` with the operator's authorization attached.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert(streamgate_api::AUTHORIZATION, self.authorization.clone());
+        request
+    }
+
+    /// Runs one call, turning a gRPC status into a message for people.
+    pub fn call<T>(&self, call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, String> {
+        self.runtime.block_on(call).map(tonic::Response::into_inner).map_err(|status| {
+            if status.code() == tonic::Code::Unavailable && !status.message().contains(':') {
+                format!(
+                    "cannot reach the control plane at {} ({}; is `streamgate serve` running?)",
+                    self.endpoint,
+                    status.message()
+                )
+            } else {
+                status.message().to_string()
+            }
+        })
+    }
+
+    /// The Assets service.
+    pub fn assets(&self) -> AssetsClient<Channel> {
+        AssetsClient::new(self.channel.clone())
+    }
+
+    /// The Access service.
+    pub fn access(&self) -> AccessClient<Channel> {
+        AccessClient::new(self.channel.clone())
+    }
+}

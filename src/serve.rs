@@ -1,0 +1,90 @@
+//! `streamgate serve` (control plane, engine and job runner in one process)
+//! and `streamgate control` (the control plane alone).
+//!
+//! The engine reaches the control plane over gRPC on loopback either way, so
+//! one box and a split deployment run the same code path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use streamgate_control_plane::ControlPlane;
+use streamgate_engine::Engine;
+
+use crate::config::FileConfig;
+
+/// `streamgate serve` / `streamgate control`
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML, Contract 6).
+    #[arg(long, env = "STREAMGATE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn start_control(file: &FileConfig, who: &str, own_metrics: bool) -> Result<ControlPlane, String> {
+    let mut config = file.control_config()?;
+    config.own_metrics = own_metrics;
+    let public_url = config.public_url.clone();
+    let control = ControlPlane::start(config).map_err(|e| e.to_string())?;
+    if let Some(path) = &control.created.operator_token {
+        eprintln!(
+            "streamgate {who}: created the operator token {} (mode 0600); the CLI reads it from there",
+            path.display()
+        );
+    }
+    eprintln!(
+        "streamgate {who}: control plane gRPC {} · JSON API http://{} · public URL {public_url}",
+        control.grpc, control.http
+    );
+    Ok(control)
+}
+
+/// Runs the control plane alone until SIGTERM / SIGINT.
+pub fn run_control(args: ServeArgs) -> Result<(), String> {
+    streamgate_engine::block_termination_signals();
+    let file = FileConfig::load(args.config.as_deref())?;
+    let control = start_control(&file, "control", true)?;
+    let signal = streamgate_engine::wait_for_termination_signal();
+    eprintln!("streamgate control: signal {signal}, stopping");
+    control.shutdown(Duration::from_secs(5));
+    Ok(())
+}
+
+/// Runs everything until SIGTERM / SIGINT.
+pub fn run_serve(args: ServeArgs) -> Result<(), String> {
+    // Before any thread starts, so that every thread inherits the mask and
+    // the signal reaches `wait_for_termination_signal`.
+    streamgate_engine::block_termination_signals();
+    let file = FileConfig::load(args.config.as_deref())?;
+    ensure_dir(&file.data_dir)?;
+    let engine_config = file.engine_config()?;
+    ensure_dir(&engine_config.root)?;
+    let control = start_control(&file, "serve", false)?;
+    let (listen, admin) = (engine_config.listen, engine_config.admin);
+    let workers = engine_config.worker_count();
+    let engine = match Engine::start(engine_config) {
+        Ok(engine) => engine,
+        Err(e) => {
+            control.shutdown(Duration::from_secs(1));
+            return Err(e.to_string());
+        }
+    };
+    eprintln!(
+        "streamgate serve: engine http://{listen} ({workers} workers; /v/<id>/ open assets, /p/<token>/<id>/ gated) · admin http://{admin}"
+    );
+    eprintln!("streamgate serve: ready (data in {})", file.data_dir.display());
+    let signal = streamgate_engine::wait_for_termination_signal();
+    eprintln!("streamgate serve: signal {signal}, draining");
+    let drained = engine.shutdown();
+    control.shutdown(Duration::from_secs(5));
+    if drained {
+        eprintln!("streamgate serve: drained, exiting");
+    } else {
+        eprintln!("streamgate serve: grace period over with responses still in flight, exiting");
+    }
+    Ok(())
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
+}
