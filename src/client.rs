@@ -73,6 +73,11 @@ impl Operator {
         })
     }
 
+    /// The connection, for services without a helper here.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// The Assets service.
     pub fn assets(&self) -> AssetsClient<Channel> {
         AssetsClient::new(self.channel.clone())

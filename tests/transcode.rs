@@ -494,6 +494,7 @@ fn a_gated_asset_plays_through_its_token_path() {
             ));
         },
     );
+    e.gate_unreachable("gated");
     let token = e.issue_token("gated");
     let master = format!("/p/{token}/gated/master.m3u8");
     e.wait_status(&master, 200);

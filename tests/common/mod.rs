@@ -59,11 +59,16 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// A running engine.
+/// A running engine (`streamgate engine --open`) or, when not open, the
+/// whole appliance (`streamgate serve`: control plane + engine).
 pub struct Engine {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// Control plane gRPC (serve mode).
+    pub grpc: SocketAddr,
+    /// Control plane JSON API (serve mode).
+    pub http: SocketAddr,
     pub scratch: Scratch,
     pub root: PathBuf,
     args: Vec<String>,
@@ -80,10 +85,16 @@ fn spawn_engine(args: &[String]) -> Child {
 
 /// How to start an engine.
 pub struct Options {
+    /// `engine --open`; otherwise `serve` with its control plane, and the
+    /// directories `fill` makes are imported as assets.
     pub open: bool,
     pub threads: usize,
     /// Extra `[engine]` keys, as TOML lines.
     pub engine_toml: String,
+    /// Extra `[control]` keys, as TOML lines.
+    pub control_toml: String,
+    /// Extra top-level sections (`[chains.N]`, `[nft]`), as TOML.
+    pub sections_toml: String,
 }
 
 impl Default for Options {
@@ -92,6 +103,8 @@ impl Default for Options {
             open: true,
             threads: 2,
             engine_toml: String::new(),
+            control_toml: String::new(),
+            sections_toml: String::new(),
         }
     }
 }
@@ -106,46 +119,90 @@ impl Engine {
         let scratch = Scratch::new("engine");
         let root = scratch.0.join("root");
         std::fs::create_dir_all(&root).unwrap();
-        fill(&root);
-        let addr = free_addr();
-        let admin = free_addr();
+        // Served as-is by an open engine; imported through the control
+        // plane by `serve`.
+        let incoming = if options.open {
+            root.clone()
+        } else {
+            scratch.0.join("incoming")
+        };
+        std::fs::create_dir_all(&incoming).unwrap();
+        fill(&incoming);
+        let (addr, admin, grpc, http) = (free_addr(), free_addr(), free_addr(), free_addr());
         let config = scratch.0.join("streamgate.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{}\"\n[engine]\nroot = \"{}\"\n{}\n",
+                "data_dir = \"{}\"\n[engine]\nroot = \"{}\"\nlisten = \"{addr}\"\nadmin = \"{admin}\"\nthreads = {}\n{}\n\
+                 [control]\ngrpc = \"{grpc}\"\nhttp = \"{http}\"\n{}\n{}\n",
                 scratch.0.display(),
                 root.display(),
-                options.engine_toml
+                options.threads,
+                options.engine_toml,
+                options.control_toml,
+                options.sections_toml,
             ),
         )
         .unwrap();
-        let mut args: Vec<String> = vec![
-            "engine".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ];
-        args.extend([
-            "--listen".into(),
-            addr.to_string(),
-            "--admin".into(),
-            admin.to_string(),
-        ]);
-        args.extend(["--threads".into(), options.threads.to_string()]);
-        if options.open {
-            args.push("--open".into());
-        }
+        let mut args: Vec<String> = if options.open {
+            vec!["engine".into(), "--open".into()]
+        } else {
+            vec!["serve".into()]
+        };
+        args.extend(["--config".into(), config.display().to_string()]);
         let child = spawn_engine(&args);
         let engine = Self {
             child,
             addr,
             admin,
+            grpc,
+            http,
             scratch,
             root,
             args,
         };
         engine.wait_ready();
+        if !options.open {
+            let mut names: Vec<_> = std::fs::read_dir(&incoming)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.path())
+                .collect();
+            names.sort();
+            for dir in names {
+                engine.cli(&["asset", "import"], &[dir.to_str().unwrap()]);
+            }
+        }
         engine
+    }
+
+    /// Runs `streamgate <command> --config <ours> <args>`; panics on failure,
+    /// returns stdout.
+    pub fn cli(&self, command: &[&str], args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(command)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "streamgate {command:?} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Gates `asset` behind an ERC-721 rule on a chain with no RPC: it is
+    /// then reachable only through operator-issued tokens.
+    pub fn gate_unreachable(&self, asset: &str) {
+        self.cli(
+            &["asset", "gate", asset],
+            &["--chain", "999999", "--erc721", "0x00000000000000000000000000000000000000a1"],
+        );
+        self.wait_status(&format!("/v/{asset}/master.m3u8"), 404);
     }
 
     /// `kill -9`, then start again with the same configuration.
@@ -156,21 +213,11 @@ impl Engine {
         self.wait_ready();
     }
 
-    /// `streamgate token issue` against this engine's configuration.
+    /// `streamgate token issue` (operator, over gRPC).
     pub fn issue_token(&self, asset: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-            .args([
-                "token", "issue", "--asset", asset, "--ttl", "10m", "--config",
-            ])
-            .arg(self.config_path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        self.cli(&["token", "issue"], &["--asset", asset, "--ttl", "10m"])
+            .trim()
+            .to_string()
     }
 
     /// Waits until GET `path` answers `status` (key and file changes are
