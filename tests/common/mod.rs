@@ -3,12 +3,64 @@
 
 #![allow(dead_code)]
 
+pub mod chain;
+pub mod wallet;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// A small packaged asset (Contract 2) with the real shape — master and
+/// media playlists, MPD, init and segments, relative URIs — and synthetic
+/// bytes: enough to follow every URI through the token path.
+pub fn packaged_asset(dir: &Path, seed: u8) {
+    write(
+        &dir.join("master.m3u8"),
+        b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+          #EXT-X-STREAM-INF:BANDWIDTH=500000,CODECS=\"avc1.64001e\",RESOLUTION=640x360\n360p/index.m3u8\n",
+    );
+    write(
+        &dir.join("360p/index.m3u8"),
+        b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n\
+          #EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000,\n0.m4s\n#EXTINF:2.000,\n1.m4s\n#EXT-X-ENDLIST\n",
+    );
+    write(&dir.join("manifest.mpd"), b"<?xml version=\"1.0\"?><MPD/>\n");
+    write(&dir.join("360p/init.mp4"), &pattern(700, seed));
+    write(&dir.join("360p/0.m4s"), &pattern(90_000, seed.wrapping_add(1)));
+    write(&dir.join("360p/1.m4s"), &pattern(70_000, seed.wrapping_add(2)));
+}
+
+/// Follows an HLS master through its media playlists to every segment,
+/// relative to `base_path` (e.g. `/p/<token>/movie/`), and checks each
+/// body against the file under `asset_dir`. Returns how many were fetched.
+pub fn fetch_every_uri(e: &Engine, base_path: &str, asset_dir: &Path) -> usize {
+    let mut fetched = 0;
+    let mut queue = vec!["master.m3u8".to_string()];
+    while let Some(relative) = queue.pop() {
+        let r = e.get(&format!("{base_path}{relative}"), "");
+        assert_eq!(r.status, 200, "{base_path}{relative}");
+        assert_eq!(r.body, std::fs::read(asset_dir.join(&relative)).unwrap(), "{relative}");
+        fetched += 1;
+        if relative.ends_with(".m3u8") {
+            let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
+            let text = String::from_utf8(r.body).unwrap();
+            for line in text.lines() {
+                let uri = if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+                    rest.split('"').next().unwrap()
+                } else if line.is_empty() || line.starts_with('#') {
+                    continue;
+                } else {
+                    line
+                };
+                queue.push(if dir.is_empty() { uri.to_string() } else { format!("{dir}/{uri}") });
+            }
+        }
+    }
+    fetched
+}
 
 /// A scratch directory removed on drop.
 pub struct Scratch(pub PathBuf);
