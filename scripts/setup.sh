@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what StreamGate needs on Debian 12, idempotently (quick when
 # everything is present). Run as root or with sudo available.
-#   scripts/setup.sh          build + test dependencies
+#   scripts/setup.sh          build dependencies (FFmpeg libraries, clang)
+#   scripts/setup.sh --tests  also PostgreSQL, Node.js, and the test chain
+#                             (npm: anvil + solc; contracts compiled here)
 #   scripts/setup.sh --bench  also nginx and wrk for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -11,8 +13,15 @@ set -euo pipefail
 want=(pkg-config curl clang libclang-dev ffmpeg
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev)
+tests=0
 for arg in "$@"; do
   case "$arg" in
+    --tests)
+      tests=1
+      want+=(postgresql)
+      # Node.js from Debian unless one is already on the PATH.
+      command -v npm >/dev/null || want+=(nodejs npm)
+      ;;
     --bench) want+=(nginx-light wrk) ;;
     --run) ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
@@ -42,4 +51,15 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup.sh: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+
+if [ "$tests" -eq 1 ]; then
+  # A real EVM node and the Solidity compiler, pinned in package-lock.json;
+  # then the test contracts, compiled offline by that compiler.
+  chain="$(dirname "$0")/../tests/chain"
+  if [ ! -x "$chain/node_modules/.bin/anvil" ] || [ ! -d "$chain/node_modules/solc" ]; then
+    echo "setup.sh: installing anvil and solc from npm"
+    (cd "$chain" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  node "$chain/build.js" >/dev/null
 fi

@@ -81,7 +81,10 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
     let op = Operator::connect(&file)?;
     match args.command {
         AssetCommand::List => {
-            let list = op.call(op.assets().list_assets(op.request(pb::ListAssetsRequest {})))?;
+            let list = op.call(
+                op.assets()
+                    .list_assets(op.request(pb::ListAssetsRequest {})),
+            )?;
             println!("{:<24} {:<12} {:<6} TITLE", "ID", "STATUS", "GATED");
             for a in &list.assets {
                 println!(
@@ -94,7 +97,10 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
             }
         }
         AssetCommand::Show { id } => {
-            let a = op.call(op.assets().get_asset(op.request(pb::GetAssetRequest { id })))?;
+            let a = op.call(
+                op.assets()
+                    .get_asset(op.request(pb::GetAssetRequest { id })),
+            )?;
             print_asset(&a);
         }
         AssetCommand::Import { dir, id, title } => {
@@ -110,7 +116,10 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
             print_asset(&a);
         }
         AssetCommand::Gate(g) => {
-            let current = op.call(op.assets().get_asset(op.request(pb::GetAssetRequest { id: g.id.clone() })))?;
+            let current = op.call(
+                op.assets()
+                    .get_asset(op.request(pb::GetAssetRequest { id: g.id.clone() })),
+            )?;
             let (kind, contract) = match (g.erc721, g.erc1155) {
                 (Some(c), _) if g.token_id.is_some() => (Kind::Erc721Token, c),
                 (Some(c), _) => (Kind::Erc721Balance, c),
@@ -126,15 +135,24 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
             };
             let mut rules = current.rules;
             rules.push(rule);
-            let a = op.call(op.assets().set_gate(op.request(pb::SetGateRequest { id: g.id, rules })))?;
+            let a = op.call(
+                op.assets()
+                    .set_gate(op.request(pb::SetGateRequest { id: g.id, rules })),
+            )?;
             print_asset(&a);
         }
         AssetCommand::Ungate { id } => {
-            let a = op.call(op.assets().set_gate(op.request(pb::SetGateRequest { id, rules: Vec::new() })))?;
+            let a = op.call(op.assets().set_gate(op.request(pb::SetGateRequest {
+                id,
+                rules: Vec::new(),
+            })))?;
             print_asset(&a);
         }
         AssetCommand::Delete { id } => {
-            op.call(op.assets().delete_asset(op.request(pb::DeleteAssetRequest { id: id.clone() })))?;
+            op.call(
+                op.assets()
+                    .delete_asset(op.request(pb::DeleteAssetRequest { id: id.clone() })),
+            )?;
             println!("deleted {id}");
         }
     }
@@ -144,7 +162,11 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
 /// `ready`, `transcoding 42%`, `failed`…
 pub fn status_text(a: &pb::Asset) -> String {
     let name = pb::AssetStatus::try_from(a.status)
-        .map(|s| s.as_str_name().trim_start_matches("ASSET_STATUS_").to_ascii_lowercase())
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ASSET_STATUS_")
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|_| "unknown".into());
     if a.status == pb::AssetStatus::Transcoding as i32 {
         format!("{name} {}%", a.progress_percent)

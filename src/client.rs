@@ -38,7 +38,10 @@ impl Operator {
             .map_err(|e| e.to_string())?;
         let channel = runtime.block_on(async {
             tonic::transport::Endpoint::from_shared(endpoint.clone())
-                .map(|e| e.connect_timeout(std::time::Duration::from_secs(3)).connect_lazy())
+                .map(|e| {
+                    e.connect_timeout(std::time::Duration::from_secs(3))
+                        .connect_lazy()
+                })
                 .map_err(|e| format!("control endpoint {endpoint}: {e}"))
         })?;
         Ok(Self {
@@ -59,18 +62,24 @@ impl Operator {
     }
 
     /// Runs one call, turning a gRPC status into a message for people.
-    pub fn call<T>(&self, call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, String> {
-        self.runtime.block_on(call).map(tonic::Response::into_inner).map_err(|status| {
-            if status.code() == tonic::Code::Unavailable && !status.message().contains(':') {
-                format!(
-                    "cannot reach the control plane at {} ({}; is `streamgate serve` running?)",
-                    self.endpoint,
-                    status.message()
-                )
-            } else {
-                status.message().to_string()
-            }
-        })
+    pub fn call<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, String> {
+        self.runtime
+            .block_on(call)
+            .map(tonic::Response::into_inner)
+            .map_err(|status| {
+                if status.code() == tonic::Code::Unavailable && !status.message().contains(':') {
+                    format!(
+                        "cannot reach the control plane at {} ({}; is `streamgate serve` running?)",
+                        self.endpoint,
+                        status.message()
+                    )
+                } else {
+                    status.message().to_string()
+                }
+            })
     }
 
     /// The connection, for services without a helper here.

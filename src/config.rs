@@ -145,8 +145,13 @@ impl FileConfig {
             c.http = v;
         }
         if let Some(v) = &s.database {
-            if !(v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")) {
-                return Err(format!("control.database: {v:?} is neither sqlite://… nor postgres://…"));
+            if !(v.starts_with("sqlite:")
+                || v.starts_with("postgres://")
+                || v.starts_with("postgresql://"))
+            {
+                return Err(format!(
+                    "control.database: {v:?} is neither sqlite://… nor postgres://…"
+                ));
             }
             c.database = v.clone();
         }
@@ -162,12 +167,24 @@ impl FileConfig {
             }
         };
         for (value, slot, key) in [
-            (&s.challenge_ttl, &mut c.challenge_ttl, "control.challenge_ttl"),
+            (
+                &s.challenge_ttl,
+                &mut c.challenge_ttl,
+                "control.challenge_ttl",
+            ),
             (&s.session_ttl, &mut c.session_ttl, "control.session_ttl"),
             (&s.playback_ttl, &mut c.playback_ttl, "control.playback_ttl"),
-            (&s.playback_max_ttl, &mut c.playback_max_ttl, "control.playback_max_ttl"),
+            (
+                &s.playback_max_ttl,
+                &mut c.playback_max_ttl,
+                "control.playback_max_ttl",
+            ),
             (&self.nft.cache_ttl, &mut c.nft_cache_ttl, "nft.cache_ttl"),
-            (&self.nft.negative_ttl, &mut c.nft_negative_ttl, "nft.negative_ttl"),
+            (
+                &self.nft.negative_ttl,
+                &mut c.nft_negative_ttl,
+                "nft.negative_ttl",
+            ),
         ] {
             if let Some(text) = value {
                 *slot = parse_duration(text).map_err(|e| format!("{key}: {e}"))?;
@@ -184,7 +201,13 @@ impl FileConfig {
                 Some(t) => parse_duration(t).map_err(|e| format!("chains.{id}.timeout: {e}"))?,
                 None => Duration::from_secs(3),
             };
-            c.chains.insert(chain_id, ChainConfig { rpc: chain.rpc.clone(), timeout });
+            c.chains.insert(
+                chain_id,
+                ChainConfig {
+                    rpc: chain.rpc.clone(),
+                    timeout,
+                },
+            );
         }
         Ok(c)
     }
@@ -282,6 +305,9 @@ fn apply_env(
         let Some(path) = name.strip_prefix("STREAMGATE_") else {
             continue;
         };
+        if path == "CONFIG" {
+            continue; // the file's own path (`--config`), not a key in it
+        }
         let path = path.to_ascii_lowercase();
         let value = format!("v = {raw}")
             .parse::<toml::Table>()

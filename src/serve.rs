@@ -72,7 +72,10 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
     eprintln!(
         "streamgate serve: engine http://{listen} ({workers} workers; /v/<id>/ open assets, /p/<token>/<id>/ gated) · admin http://{admin}"
     );
-    eprintln!("streamgate serve: ready (data in {})", file.data_dir.display());
+    eprintln!(
+        "streamgate serve: ready (data in {})",
+        file.data_dir.display()
+    );
     let signal = streamgate_engine::wait_for_termination_signal();
     eprintln!("streamgate serve: signal {signal}, draining");
     let drained = engine.shutdown();

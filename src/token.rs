@@ -49,7 +49,10 @@ pub fn run(command: TokenCommand) -> Result<(), String> {
         TokenCommand::Issue { asset, ttl, config } => (asset, ttl, config),
         TokenCommand::Revoke { jti, config } => {
             let operator = Operator::connect(&FileConfig::load(config.as_deref())?)?;
-            let request = operator.request(RevokeTokenRequest { jti: jti.clone(), expires_at: 0 });
+            let request = operator.request(RevokeTokenRequest {
+                jti: jti.clone(),
+                expires_at: 0,
+            });
             operator.call(operator.access().revoke_token(request))?;
             eprintln!("revoked {jti}");
             return Ok(());
@@ -63,7 +66,9 @@ pub fn run(command: TokenCommand) -> Result<(), String> {
         }
     };
     if !streamgate_token::is_asset_id(&asset) {
-        return Err(format!("`{asset}` is not an asset id ([A-Za-z0-9_-]{{1,64}})"));
+        return Err(format!(
+            "`{asset}` is not an asset id ([A-Za-z0-9_-]{{1,64}})"
+        ));
     }
     let ttl_seconds = parse_duration(&ttl)?.as_secs().max(1);
     let file = FileConfig::load(config.as_deref())?;
@@ -78,6 +83,9 @@ pub fn run(command: TokenCommand) -> Result<(), String> {
     println!("{}", issued.token);
     eprintln!("HLS:  {base}{}", issued.hls);
     eprintln!("DASH: {base}{}", issued.dash);
-    eprintln!("expires at {} (unix), jti {}", issued.expires_at, issued.jti);
+    eprintln!(
+        "expires at {} (unix), jti {}",
+        issued.expires_at, issued.jti
+    );
     Ok(())
 }

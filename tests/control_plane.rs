@@ -64,13 +64,32 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
     let e = serve(&[dead_url(), anvil.url()], "");
     e.cli(
         &["asset", "gate", "movie"],
-        &["--chain", "31337", "--erc721", &nft.to_string(), "--token-id", "1"],
+        &[
+            "--chain",
+            "31337",
+            "--erc721",
+            &nft.to_string(),
+            "--token-id",
+            "1",
+        ],
     );
     let shown = e.cli(
         &["asset", "gate", "movie"],
-        &["--chain", "31337", "--erc1155", &multi.to_string(), "--token-id", "7", "--min-balance", "2"],
+        &[
+            "--chain",
+            "31337",
+            "--erc1155",
+            &multi.to_string(),
+            "--token-id",
+            "7",
+            "--min-balance",
+            "2",
+        ],
     );
-    assert!(shown.contains("Erc1155Balance") || shown.contains("ERC1155"), "{shown}");
+    assert!(
+        shown.contains("Erc1155Balance") || shown.contains("ERC1155"),
+        "{shown}"
+    );
     // A gated asset is never served under /v/; the open one is.
     e.wait_status("/v/movie/master.m3u8", 404);
     e.wait_status("/v/other/master.m3u8", 200);
@@ -93,9 +112,15 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
     assert_eq!(p.json["dash"], format!("/p/{token}/movie/manifest.mpd"));
     let fetched = common::fetch_every_uri(&e, &format!("/p/{token}/movie/"), &e.root.join("movie"));
     assert_eq!(fetched, 5, "master, media playlist, init, two segments");
-    assert_eq!(e.get(&format!("/p/{token}/movie/manifest.mpd"), "").status, 200);
+    assert_eq!(
+        e.get(&format!("/p/{token}/movie/manifest.mpd"), "").status,
+        200
+    );
     // The token for movie does not open other.
-    assert_eq!(e.get(&format!("/p/{token}/other/master.m3u8"), "").status, 403);
+    assert_eq!(
+        e.get(&format!("/p/{token}/other/master.m3u8"), "").status,
+        403
+    );
 
     // ERC-1155 holder (balance 2 ≥ 2), EIP-712 sign-in.
     let s2 = sign_in(e.http, k2, w2, CHAIN_ID, "eip712");
@@ -115,8 +140,12 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
 
     // Transfer the NFT: access flips within the cache TTL.
     anvil.transfer721(nft, w0, w1, 1);
-    eventually("the new owner to be let in", || playback(e.http, &s1, "movie").status == 200);
-    eventually("the old owner to be refused", || playback(e.http, &s0, "movie").status == 403);
+    eventually("the new owner to be let in", || {
+        playback(e.http, &s1, "movie").status == 200
+    });
+    eventually("the old owner to be refused", || {
+        playback(e.http, &s0, "movie").status == 403
+    });
     // ERC-1155 balance falls below the minimum.
     anvil.transfer1155(multi, w2, w0, 7, 1);
     eventually("the 1155 holder below min to be refused", || {
@@ -124,10 +153,16 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
     });
 
     // Logout ends the session.
-    assert_eq!(api(e.http, "POST", "/api/v1/auth/logout", Some(&s1), None).status, 204);
+    assert_eq!(
+        api(e.http, "POST", "/api/v1/auth/logout", Some(&s1), None).status,
+        204
+    );
     let after = playback(e.http, &s1, "movie");
     assert_eq!((after.status, after.code()), (401, "invalid_session"));
-    assert_eq!(api(e.http, "POST", "/api/v1/auth/logout", Some(&s1), None).status, 401);
+    assert_eq!(
+        api(e.http, "POST", "/api/v1/auth/logout", Some(&s1), None).status,
+        401
+    );
 
     // CORS for the engine's public origin only.
     let origin = format!("http://{}", e.addr);
@@ -141,9 +176,18 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
     .unwrap();
     let pre = common::read_response(&mut s, false).unwrap();
     assert_eq!(pre.status, 204);
-    assert_eq!(pre.header("Access-Control-Allow-Origin"), Some(origin.as_str()));
-    assert!(pre.header("Access-Control-Allow-Methods").unwrap().contains("POST"));
-    assert!(listed.header("Access-Control-Allow-Origin").is_none(), "other origins get no CORS");
+    assert_eq!(
+        pre.header("Access-Control-Allow-Origin"),
+        Some(origin.as_str())
+    );
+    assert!(pre
+        .header("Access-Control-Allow-Methods")
+        .unwrap()
+        .contains("POST"));
+    assert!(
+        listed.header("Access-Control-Allow-Origin").is_none(),
+        "other origins get no CORS"
+    );
 
     // Metrics: sign-ins, NFT checks, RPC failovers, tokens.
     assert!(e.metric("streamgate_signins_total{kind=\"siwe\",result=\"ok\"}") >= 1.0);
@@ -181,7 +225,9 @@ fn a_dead_chain_is_503_and_never_cached_as_no_nft() {
     let anvil = Anvil::start_on(rpc);
     assert_eq!(anvil.deploy("TestNft721").to_string(), nft);
     anvil.mint721(nft.parse().unwrap(), w0, 1);
-    eventually("the holder to be let in", || playback(e.http, &s0, "movie").status == 200);
+    eventually("the holder to be let in", || {
+        playback(e.http, &s0, "movie").status == 200
+    });
 }
 
 #[test]
@@ -207,44 +253,102 @@ fn sign_in_refusals() {
     ] {
         let c2 = challenge(e.http, w0, CHAIN_ID, "siwe");
         let fresh = c2["message"].as_str().unwrap();
-        let nonce_line = |t: &str| t.lines().find(|l| l.starts_with("Nonce:")).unwrap().to_string();
+        let nonce_line = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("Nonce:"))
+                .unwrap()
+                .to_string()
+        };
         let forged = tampered.replace(&nonce_line(&tampered), &nonce_line(fresh));
-        let r = login(e.http, c2["challenge_id"].as_str().unwrap(), &personal_sign(key, &forged));
+        let r = login(
+            e.http,
+            c2["challenge_id"].as_str().unwrap(),
+            &personal_sign(key, &forged),
+        );
         assert_eq!((r.status, r.code()), (401, "bad_signature"), "{forged}");
         // The real signature still works afterwards: a refusal spends nothing.
-        assert_eq!(login(e.http, c2["challenge_id"].as_str().unwrap(), &personal_sign(k0, fresh)).status, 200);
+        assert_eq!(
+            login(
+                e.http,
+                c2["challenge_id"].as_str().unwrap(),
+                &personal_sign(k0, fresh)
+            )
+            .status,
+            200
+        );
     }
 
     // EIP-712 signed by another key.
     let c = challenge(e.http, w0, CHAIN_ID, "eip712");
-    let r = login(e.http, c["challenge_id"].as_str().unwrap(), &sign_typed(k1, &c["typed_data"]));
+    let r = login(
+        e.http,
+        c["challenge_id"].as_str().unwrap(),
+        &sign_typed(k1, &c["typed_data"]),
+    );
     assert_eq!((r.status, r.code()), (401, "bad_signature"));
 
     // Expired challenge.
     let c = challenge(e.http, w0, CHAIN_ID, "siwe");
     std::thread::sleep(Duration::from_millis(2200));
-    let r = login(e.http, c["challenge_id"].as_str().unwrap(), &personal_sign(k0, c["message"].as_str().unwrap()));
+    let r = login(
+        e.http,
+        c["challenge_id"].as_str().unwrap(),
+        &personal_sign(k0, c["message"].as_str().unwrap()),
+    );
     assert_eq!((r.status, r.code()), (401, "challenge_expired"));
 
     // Unknown challenge, malformed input.
     assert_eq!(login(e.http, "nope", &sig).code(), "invalid_challenge");
-    let bad = api(e.http, "POST", "/api/v1/auth/login", None, Some("{not json"));
+    let bad = api(
+        e.http,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some("{not json"),
+    );
     assert_eq!((bad.status, bad.code()), (400, "malformed"));
     let c = challenge(e.http, w0, CHAIN_ID, "siwe");
-    assert_eq!(login(e.http, c["challenge_id"].as_str().unwrap(), "0x1234").status, 400);
-    let r = api(e.http, "POST", "/api/v1/auth/challenge", None, Some(r#"{"address":"0x12","chain_id":1,"kind":"siwe"}"#));
+    assert_eq!(
+        login(e.http, c["challenge_id"].as_str().unwrap(), "0x1234").status,
+        400
+    );
+    let r = api(
+        e.http,
+        "POST",
+        "/api/v1/auth/challenge",
+        None,
+        Some(r#"{"address":"0x12","chain_id":1,"kind":"siwe"}"#),
+    );
     assert_eq!((r.status, r.code()), (400, "malformed"));
-    let r = api(e.http, "POST", "/api/v1/auth/challenge", None, Some(r#"{"address":"x","chain_id":1,"kind":"carrier-pigeon"}"#));
+    let r = api(
+        e.http,
+        "POST",
+        "/api/v1/auth/challenge",
+        None,
+        Some(r#"{"address":"x","chain_id":1,"kind":"carrier-pigeon"}"#),
+    );
     assert_eq!(r.status, 400);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("kind"));
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("kind"));
 
     // Sessions: none, bogus, unknown asset.
-    assert_eq!(playback(e.http, "sgs_bogus", "movie").code(), "invalid_session");
-    assert_eq!(api(e.http, "POST", "/api/v1/assets/movie/playback", None, None).status, 401);
+    assert_eq!(
+        playback(e.http, "sgs_bogus", "movie").code(),
+        "invalid_session"
+    );
+    assert_eq!(
+        api(e.http, "POST", "/api/v1/assets/movie/playback", None, None).status,
+        401
+    );
     let session = sign_in(e.http, k0, w0, CHAIN_ID, "siwe");
     let r = playback(e.http, &session, "nothing-here");
     assert_eq!((r.status, r.code()), (404, "not_found"));
-    assert_eq!(api(e.http, "GET", "/api/v1/nowhere", None, None).code(), "not_found");
+    assert_eq!(
+        api(e.http, "GET", "/api/v1/nowhere", None, None).code(),
+        "not_found"
+    );
 }
 
 #[test]
@@ -271,6 +375,9 @@ fn solana_wallets_sign_in_with_ed25519() {
     let p = playback(e.http, session, "other");
     assert_eq!(p.status, 200);
     let token = p.json["token"].as_str().unwrap();
-    assert_eq!(e.get(&format!("/p/{token}/other/master.m3u8"), "").status, 200);
+    assert_eq!(
+        e.get(&format!("/p/{token}/other/master.m3u8"), "").status,
+        200
+    );
     assert_eq!(playback(e.http, session, "movie").code(), "nft_required");
 }

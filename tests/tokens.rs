@@ -156,14 +156,23 @@ fn revocation_and_rotation_apply_without_restart() {
     let other = e.issue_token("movie");
     e.cli(&["token", "revoke"], &[&jti]);
     e.wait_status(&path, 403);
-    assert_eq!(e.get(&format!("/p/{other}/movie/master.m3u8"), "").status, 200);
+    assert_eq!(
+        e.get(&format!("/p/{other}/movie/master.m3u8"), "").status,
+        200
+    );
     // Rotation: new tokens carry the new kid; tokens signed with the old
     // key keep working until they expire.
     let kid = e.cli(&["token", "rotate-key"], &[]).trim().to_string();
     let fresh = e.issue_token("movie");
-    assert!(header_of(&fresh).contains(&kid), "new tokens use the new key");
+    assert!(
+        header_of(&fresh).contains(&kid),
+        "new tokens use the new key"
+    );
     e.wait_status(&format!("/p/{fresh}/movie/master.m3u8"), 200);
-    assert_eq!(e.get(&format!("/p/{other}/movie/master.m3u8"), "").status, 200);
+    assert_eq!(
+        e.get(&format!("/p/{other}/movie/master.m3u8"), "").status,
+        200
+    );
     // The control plane restarts (kill -9): the engine keeps its state and
     // the revocation survives in the database.
     let mut e = e;

@@ -12,9 +12,9 @@ use crate::admin;
 use crate::config::EngineConfig;
 use crate::fs::Root;
 use crate::gate::SharedKeys;
-use crate::sync;
 use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
+use crate::sync;
 use crate::telemetry;
 use crate::worker::{self, Spawn};
 

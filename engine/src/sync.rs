@@ -40,7 +40,13 @@ pub fn start(endpoint: String, interval: Duration, shared: Arc<SharedKeys>) -> s
     let mut client = KeysClient::new(channel);
     let mut version = String::new();
     let mut failing = false;
-    runtime.block_on(poll(&mut client, &shared, &mut version, &mut failing, &endpoint));
+    runtime.block_on(poll(
+        &mut client,
+        &shared,
+        &mut version,
+        &mut failing,
+        &endpoint,
+    ));
     std::thread::Builder::new()
         .name("sg-sync".into())
         .spawn(move || {

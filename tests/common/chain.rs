@@ -64,7 +64,13 @@ impl Anvil {
             bin.display()
         );
         let child = Command::new(bin)
-            .args(["--port", &addr.port().to_string(), "--host", "127.0.0.1", "--silent"])
+            .args([
+                "--port",
+                &addr.port().to_string(),
+                "--host",
+                "127.0.0.1",
+                "--silent",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -86,7 +92,8 @@ impl Anvil {
     }
 
     fn try_rpc(&self, method: &str, params: Value) -> std::io::Result<Value> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         let mut s = TcpStream::connect(self.addr)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
@@ -107,7 +114,8 @@ impl Anvil {
     }
 
     pub fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.try_rpc(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// Sends a transaction from an unlocked account; anvil mines it at once.
@@ -133,16 +141,30 @@ impl Anvil {
     pub fn deploy(&self, name: &str) -> Address {
         let path = chain_dir().join(format!("build/{name}.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{}: {e} (run scripts/setup.sh --tests to compile the contracts)", path.display())
+            panic!(
+                "{}: {e} (run scripts/setup.sh --tests to compile the contracts)",
+                path.display()
+            )
         });
         let artifact: Value = serde_json::from_str(&text).unwrap();
-        let code = artifact["bytecode"].as_str().unwrap().trim_start_matches("0x");
+        let code = artifact["bytecode"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x");
         let receipt = self.transact(WALLETS[0].1, None, unhex(code));
-        receipt["contractAddress"].as_str().unwrap().parse().unwrap()
+        receipt["contractAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     pub fn mint721(&self, contract: Address, to: &str, id: u64) {
-        let data = mint_0Call { to: to.parse().unwrap(), tokenId: U256::from(id) }.abi_encode();
+        let data = mint_0Call {
+            to: to.parse().unwrap(),
+            tokenId: U256::from(id),
+        }
+        .abi_encode();
         self.transact(WALLETS[0].1, Some(contract), data);
     }
 
@@ -157,7 +179,12 @@ impl Anvil {
     }
 
     pub fn mint1155(&self, contract: Address, to: &str, id: u64, amount: u64) {
-        let data = mint_1Call { to: to.parse().unwrap(), id: U256::from(id), amount: U256::from(amount) }.abi_encode();
+        let data = mint_1Call {
+            to: to.parse().unwrap(),
+            id: U256::from(id),
+            amount: U256::from(amount),
+        }
+        .abi_encode();
         self.transact(WALLETS[0].1, Some(contract), data);
     }
 

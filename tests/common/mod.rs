@@ -27,10 +27,19 @@ pub fn packaged_asset(dir: &Path, seed: u8) {
         b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n\
           #EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000,\n0.m4s\n#EXTINF:2.000,\n1.m4s\n#EXT-X-ENDLIST\n",
     );
-    write(&dir.join("manifest.mpd"), b"<?xml version=\"1.0\"?><MPD/>\n");
+    write(
+        &dir.join("manifest.mpd"),
+        b"<?xml version=\"1.0\"?><MPD/>\n",
+    );
     write(&dir.join("360p/init.mp4"), &pattern(700, seed));
-    write(&dir.join("360p/0.m4s"), &pattern(90_000, seed.wrapping_add(1)));
-    write(&dir.join("360p/1.m4s"), &pattern(70_000, seed.wrapping_add(2)));
+    write(
+        &dir.join("360p/0.m4s"),
+        &pattern(90_000, seed.wrapping_add(1)),
+    );
+    write(
+        &dir.join("360p/1.m4s"),
+        &pattern(70_000, seed.wrapping_add(2)),
+    );
 }
 
 /// Follows an HLS master through its media playlists to every segment,
@@ -42,7 +51,11 @@ pub fn fetch_every_uri(e: &Engine, base_path: &str, asset_dir: &Path) -> usize {
     while let Some(relative) = queue.pop() {
         let r = e.get(&format!("{base_path}{relative}"), "");
         assert_eq!(r.status, 200, "{base_path}{relative}");
-        assert_eq!(r.body, std::fs::read(asset_dir.join(&relative)).unwrap(), "{relative}");
+        assert_eq!(
+            r.body,
+            std::fs::read(asset_dir.join(&relative)).unwrap(),
+            "{relative}"
+        );
         fetched += 1;
         if relative.ends_with(".m3u8") {
             let dir = relative.rsplit_once('/').map_or("", |(d, _)| d);
@@ -55,7 +68,11 @@ pub fn fetch_every_uri(e: &Engine, base_path: &str, asset_dir: &Path) -> usize {
                 } else {
                     line
                 };
-                queue.push(if dir.is_empty() { uri.to_string() } else { format!("{dir}/{uri}") });
+                queue.push(if dir.is_empty() {
+                    uri.to_string()
+                } else {
+                    format!("{dir}/{uri}")
+                });
             }
         }
     }
@@ -252,7 +269,12 @@ impl Engine {
     pub fn gate_unreachable(&self, asset: &str) {
         self.cli(
             &["asset", "gate", asset],
-            &["--chain", "999999", "--erc721", "0x00000000000000000000000000000000000000a1"],
+            &[
+                "--chain",
+                "999999",
+                "--erc721",
+                "0x00000000000000000000000000000000000000a1",
+            ],
         );
         self.wait_status(&format!("/v/{asset}/master.m3u8"), 404);
     }

@@ -54,22 +54,33 @@ impl ApiReply {
 }
 
 /// One request to the control plane's HTTP listener.
-pub fn api(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>, body: Option<&str>) -> ApiReply {
+pub fn api(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> ApiReply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: api\r\nOrigin: http://example.invalid\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: api\r\nOrigin: http://example.invalid\r\n");
     if let Some(b) = bearer {
         head += &format!("Authorization: Bearer {b}\r\n");
     }
     let body = body.unwrap_or("");
-    head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    head += &format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
     let r = super::read_response(&mut s, false).unwrap();
     let json = if r.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.body)))
+        serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.body)))
     };
     ApiReply {
         status: r.status,
@@ -117,5 +128,11 @@ pub fn sign_in(addr: SocketAddr, key: &str, address: &str, chain_id: u64, kind: 
 
 /// Asks for a playback token.
 pub fn playback(addr: SocketAddr, session: &str, asset: &str) -> ApiReply {
-    api(addr, "POST", &format!("/api/v1/assets/{asset}/playback"), Some(session), None)
+    api(
+        addr,
+        "POST",
+        &format!("/api/v1/assets/{asset}/playback"),
+        Some(session),
+        None,
+    )
 }
