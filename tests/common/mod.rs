@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-pub mod chain;
-pub mod wallet;
+#[allow(unused_imports)]
+pub use streamgate_testkit::{chain, wallet};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,9 +1,7 @@
 //! Browser-side of the JSON API (Contract 5): wallets that sign the way
 //! MetaMask / Phantom do, and a small HTTP client.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use alloy::dyn_abi::TypedData;
 use k256::ecdsa::SigningKey;
@@ -12,11 +10,11 @@ use sha3::{Digest, Keccak256};
 
 /// A 65-byte `r || s || v` (v = 27/28) signature over a 32-byte hash.
 pub fn sign_hash(key_hex: &str, hash: &[u8; 32]) -> String {
-    let key = SigningKey::from_slice(&super::chain::unhex(key_hex)).unwrap();
+    let key = SigningKey::from_slice(&crate::chain::unhex(key_hex)).unwrap();
     let (sig, recid) = key.sign_prehash_recoverable(hash).unwrap();
     let mut bytes = sig.to_bytes().to_vec();
     bytes.push(27 + recid.to_byte());
-    format!("0x{}", super::chain::hex(&bytes))
+    format!("0x{}", crate::chain::hex(&bytes))
 }
 
 /// `personal_sign` (EIP-191).
@@ -34,12 +32,16 @@ pub fn sign_typed(key_hex: &str, typed: &Value) -> String {
 /// A JSON API answer.
 #[derive(Debug)]
 pub struct ApiReply {
+    /// Status code.
     pub status: u16,
+    /// Header lines.
     pub headers: Vec<(String, String)>,
+    /// The body (`Null` when empty).
     pub json: Value,
 }
 
 impl ApiReply {
+    /// A header by name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -53,7 +55,8 @@ impl ApiReply {
     }
 }
 
-/// One request to the control plane's HTTP listener.
+/// One request to the control plane's HTTP listener, on a fresh
+/// connection, from a foreign origin.
 pub fn api(
     addr: SocketAddr,
     method: &str,
@@ -61,21 +64,28 @@ pub fn api(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> ApiReply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: api\r\nOrigin: http://example.invalid\r\n");
+    let mut connection = crate::http::Connection::open(addr).unwrap();
+    api_on(&mut connection, method, path, bearer, body)
+}
+
+/// One request on a kept-alive connection.
+pub fn api_on(
+    connection: &mut crate::http::Connection,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> ApiReply {
+    let mut headers = vec![
+        "Origin: http://example.invalid".to_string(),
+        "Content-Type: application/json".to_string(),
+    ];
     if let Some(b) = bearer {
-        head += &format!("Authorization: Bearer {b}\r\n");
+        headers.push(format!("Authorization: Bearer {b}"));
     }
-    let body = body.unwrap_or("");
-    head += &format!(
-        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let r = super::read_response(&mut s, false).unwrap();
+    let r = connection
+        .send(method, path, &headers, body.unwrap_or("").as_bytes())
+        .unwrap();
     let json = if r.body.is_empty() {
         Value::Null
     } else {

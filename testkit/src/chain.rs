@@ -3,8 +3,7 @@
 //! (`tests/chain/build.js`, run by `scripts/setup.sh --tests`), deployed
 //! and driven with anvil's unlocked well-known accounts.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,19 +39,22 @@ pub const WALLETS: [(&str, &str); 3] = [
 /// anvil's default chain id.
 pub const CHAIN_ID: u64 = 31337;
 
-fn chain_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/chain")
+/// `tests/chain` in the repository (npm packages, contracts, build output).
+pub fn chain_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/chain")
 }
 
-/// A running anvil.
+/// A running anvil, killed on drop.
 pub struct Anvil {
     child: Child,
+    /// Its JSON-RPC address.
     pub addr: SocketAddr,
 }
 
 impl Anvil {
+    /// Starts on a free port.
     pub fn start() -> Self {
-        Self::start_on(super::free_addr())
+        Self::start_on(crate::http::free_addr())
     }
 
     /// Starts on a chosen address (to bring a "dead" RPC URL to life).
@@ -87,6 +89,7 @@ impl Anvil {
         }
     }
 
+    /// Its JSON-RPC URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -94,25 +97,22 @@ impl Anvil {
     fn try_rpc(&self, method: &str, params: Value) -> std::io::Result<Value> {
         let body =
             json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-        let mut s = TcpStream::connect(self.addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "POST / HTTP/1.1\r\nHost: anvil\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        let raw = crate::http::Connection::open(self.addr)?.send(
+            "POST",
+            "/",
+            &["Content-Type: application/json".into()],
+            body.as_bytes(),
         )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let json_start = text.find("\r\n\r\n").map_or(0, |i| i + 4);
-        let reply: Value = serde_json::from_str(&text[json_start..])
-            .map_err(|e| std::io::Error::other(format!("{e}: {text}")))?;
+        let reply: Value = serde_json::from_slice(&raw.body).map_err(|e| {
+            std::io::Error::other(format!("{e}: {}", String::from_utf8_lossy(&raw.body)))
+        })?;
         if let Some(error) = reply.get("error") {
             return Err(std::io::Error::other(error.to_string()));
         }
         Ok(reply["result"].clone())
     }
 
+    /// A JSON-RPC call that must succeed.
     pub fn rpc(&self, method: &str, params: Value) -> Value {
         self.try_rpc(method, params)
             .unwrap_or_else(|e| panic!("{method}: {e}"))
@@ -159,6 +159,7 @@ impl Anvil {
             .unwrap()
     }
 
+    /// ERC-721 `mint(to, id)` by the deployer.
     pub fn mint721(&self, contract: Address, to: &str, id: u64) {
         let data = mint_0Call {
             to: to.parse().unwrap(),
@@ -168,6 +169,7 @@ impl Anvil {
         self.transact(WALLETS[0].1, Some(contract), data);
     }
 
+    /// ERC-721 `transferFrom(from, to, id)` by its owner.
     pub fn transfer721(&self, contract: Address, from: &str, to: &str, id: u64) {
         let data = transferFromCall {
             from: from.parse().unwrap(),
@@ -178,6 +180,7 @@ impl Anvil {
         self.transact(from, Some(contract), data);
     }
 
+    /// ERC-1155 `mint(to, id, amount)` by the deployer.
     pub fn mint1155(&self, contract: Address, to: &str, id: u64, amount: u64) {
         let data = mint_1Call {
             to: to.parse().unwrap(),
@@ -188,6 +191,7 @@ impl Anvil {
         self.transact(WALLETS[0].1, Some(contract), data);
     }
 
+    /// ERC-1155 `safeTransferFrom` by the holder.
     pub fn transfer1155(&self, contract: Address, from: &str, to: &str, id: u64, amount: u64) {
         let data = safeTransferFromCall {
             from: from.parse().unwrap(),
@@ -208,10 +212,12 @@ impl Drop for Anvil {
     }
 }
 
+/// Lowercase hex without a prefix.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Parses hex without a prefix.
 pub fn unhex(text: &str) -> Vec<u8> {
     (0..text.len())
         .step_by(2)
