@@ -272,6 +272,25 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, ParseErro
     })
 }
 
+/// The value of the first field called `name` (ASCII case-insensitive) in a
+/// head that [`parse`] accepted (`&buf[..head_len]`), trimmed. For the few
+/// handlers that need fields the hot path does not record (uploads).
+pub fn find_field<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut pos = next_line(head, 0)?.1;
+    while let Some((line, next)) = next_line(head, pos) {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
+                return Some(trim_ows(&line[colon + 1..]));
+            }
+        }
+        pos = next;
+    }
+    None
+}
+
 /// Returns the line starting at `from` (without its terminator) and the index
 /// after the terminator.
 fn next_line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
@@ -430,6 +449,17 @@ fn is_tchar(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_unrecorded_fields() {
+        let head = b"PATCH /upload/x HTTP/1.1\r\nHost: a\r\nupload-offset:  42 \r\nUpload-Checksum: sha256 abc=\r\n\r\nbody";
+        assert_eq!(super::find_field(head, "Upload-Offset"), Some(&b"42"[..]));
+        assert_eq!(super::find_field(head, "upload-checksum"), Some(&b"sha256 abc="[..]));
+        assert_eq!(super::find_field(head, "Content-Length"), None);
+        // The request line and the body are not fields.
+        assert_eq!(super::find_field(head, "PATCH /upload/x HTTP/1.1\r\nHost"), None);
+        assert_eq!(super::find_field(head, "body"), None);
+    }
+
     use super::*;
 
     fn complete(buf: &[u8]) -> (Request<'_>, usize) {

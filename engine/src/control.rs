@@ -1,0 +1,130 @@
+//! Operator calls from the engine to the control plane: registering an
+//! uploaded asset and reporting its transcode status. Used off the serving
+//! cores (ingest and job-report threads), blocking on a small runtime.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use streamgate_api::v1::assets_client::AssetsClient;
+use streamgate_api::v1::{
+    AssetStatus, CreateAssetRequest, DeleteAssetRequest, UpdateAssetStatusRequest,
+};
+use tonic::transport::Channel;
+
+/// Longest wait for one call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum ControlError {
+    /// No operator token to authorize with.
+    NoToken(String),
+    /// The control plane refused or could not be reached.
+    Call(tonic::Status),
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoToken(e) => write!(f, "no operator token: {e}"),
+            Self::Call(s) => write!(f, "control plane: {}", s.message()),
+        }
+    }
+}
+
+/// A blocking operator client.
+pub struct ControlClient {
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+    token_path: PathBuf,
+}
+
+impl ControlClient {
+    /// A lazy connection to `endpoint`, authorized by the token in
+    /// `token_path` (read per call, so a token created after the engine
+    /// started is picked up).
+    pub fn new(endpoint: &str, token_path: PathBuf) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sg-control-client")
+            .enable_all()
+            .build()?;
+        let channel = {
+            let _context = runtime.enter();
+            tonic::transport::Endpoint::from_shared(endpoint.to_string())
+                .map_err(|e| std::io::Error::other(format!("control endpoint {endpoint:?}: {e}")))?
+                .connect_timeout(CALL_TIMEOUT)
+                .timeout(CALL_TIMEOUT)
+                .connect_lazy()
+        };
+        Ok(Self {
+            runtime,
+            channel,
+            token_path,
+        })
+    }
+
+    /// The operator token, for checking upload requests.
+    pub fn operator_token(&self) -> Result<String, ControlError> {
+        std::fs::read_to_string(&self.token_path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| ControlError::NoToken(format!("{}: {e}", self.token_path.display())))
+    }
+
+    fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ControlError> {
+        let mut request = tonic::Request::new(message);
+        let value = format!("Bearer {}", self.operator_token()?)
+            .parse()
+            .map_err(|_| ControlError::NoToken("not a valid header value".into()))?;
+        request
+            .metadata_mut()
+            .insert(streamgate_api::AUTHORIZATION, value);
+        Ok(request)
+    }
+
+    /// Registers a new asset in `status`; `Err` with ALREADY_EXISTS-like
+    /// refusals when the id is taken.
+    pub fn create_asset(&self, id: &str, title: &str, status: AssetStatus) -> Result<(), ControlError> {
+        let request = self.request(CreateAssetRequest {
+            id: id.to_string(),
+            title: title.to_string(),
+            status: status as i32,
+        })?;
+        let mut client = AssetsClient::new(self.channel.clone());
+        self.runtime
+            .block_on(client.create_asset(request))
+            .map(|_| ())
+            .map_err(ControlError::Call)
+    }
+
+    /// Reports an asset's status.
+    pub fn update_status(
+        &self,
+        id: &str,
+        status: AssetStatus,
+        progress_percent: u32,
+        error: &str,
+    ) -> Result<(), ControlError> {
+        let request = self.request(UpdateAssetStatusRequest {
+            id: id.to_string(),
+            status: status as i32,
+            progress_percent,
+            error: error.to_string(),
+        })?;
+        let mut client = AssetsClient::new(self.channel.clone());
+        self.runtime
+            .block_on(client.update_asset_status(request))
+            .map(|_| ())
+            .map_err(ControlError::Call)
+    }
+
+    /// Removes an asset record (an upload terminated before it finished).
+    pub fn delete_asset(&self, id: &str) -> Result<(), ControlError> {
+        let request = self.request(DeleteAssetRequest { id: id.to_string() })?;
+        let mut client = AssetsClient::new(self.channel.clone());
+        self.runtime
+            .block_on(client.delete_asset(request))
+            .map(|_| ())
+            .map_err(ControlError::Call)
+    }
+}
