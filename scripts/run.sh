@@ -1,51 +1,75 @@
 #!/usr/bin/env bash
-# The main job in one command: install what is missing, build, make a sample
-# clip, transcode it into HLS + DASH (CMAF, 720/480/360 + audio), serve it
-# with the engine and print the URLs. Ctrl-C drains and stops. Safe to run
-# again.
-#
-# Until `streamgate serve` with ingest (issue 5) lands, the clip is made by
-# the ffmpeg CLI, packaged by `streamgate transcode`, and the engine runs
-# with --open.
+# The main job in one command: install what is missing, build, start the
+# appliance (`streamgate serve`: control plane + engine + job runner on the
+# embedded SQLite under ./var), make a sample clip, ingest it over tus,
+# wait for the transcode, print the HLS and DASH URLs and how to gate the
+# asset behind an NFT. Ctrl-C drains and stops. Safe to run again: the
+# sample asset is reused once it is ready.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+DATA=${STREAMGATE_DATA_DIR:-./var}
 LISTEN=${STREAMGATE_ENGINE__LISTEN:-127.0.0.1:8080}
 ADMIN=${STREAMGATE_ENGINE__ADMIN:-127.0.0.1:9100}
-DATA=${STREAMGATE_DATA_DIR:-./var}
-ASSETS="$DATA/assets"
+export STREAMGATE_DATA_DIR="$DATA" STREAMGATE_ENGINE__LISTEN="$LISTEN" STREAMGATE_ENGINE__ADMIN="$ADMIN"
 ID=sample
+SG=target/release/streamgate
 
 scripts/setup.sh --run
 cargo build --release -q -p streamgate
 
-mkdir -p "$ASSETS"
-if [ ! -f "$ASSETS/$ID/manifest.mpd" ]; then
-  echo "run.sh: making a 12 s sample clip and transcoding it into $ASSETS/$ID"
-  mkdir -p "$DATA/sources"
-  [ -f "$DATA/sources/sample.mp4" ] || ffmpeg -hide_banner -loglevel error -nostdin -y \
+"$SG" serve &
+serve=$!
+stop() { kill -TERM "$serve" 2>/dev/null || true; wait "$serve" 2>/dev/null || true; }
+trap stop EXIT
+trap 'exit 130' INT TERM
+for _ in $(seq 1 100); do
+  curl -sf "http://$ADMIN/readyz" >/dev/null && break
+  kill -0 "$serve" 2>/dev/null || { echo "run.sh: streamgate serve did not start (port $LISTEN or 50051/8081 busy?)" >&2; exit 1; }
+  sleep 0.1
+done
+
+mkdir -p "$DATA/sources"
+if [ ! -f "$DATA/sources/sample.mp4" ]; then
+  echo "run.sh: making a 12 s 720p sample clip"
+  ffmpeg -hide_banner -loglevel error -nostdin -y \
     -f lavfi -i "testsrc2=size=1280x720:rate=30" \
     -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 12 \
     -c:v libx264 -preset veryfast -crf 18 -pix_fmt yuv420p -c:a aac -b:a 192k -shortest \
-    "$DATA/sources/sample.mp4"
-  # The transcoder builds beside the root under a dot name (never served)
-  # and renames into place: a half-written asset is never visible.
-  target/release/streamgate transcode "$DATA/sources/sample.mp4" --out "$ASSETS/$ID" \
-    --ladder 720,480,360 --segment-seconds 2
+    "$DATA/sources/sample.mp4.tmp.mp4"
+  mv "$DATA/sources/sample.mp4.tmp.mp4" "$DATA/sources/sample.mp4"
+fi
+
+status=$("$SG" asset show "$ID" 2>/dev/null | awk '/^status:/ {print $2}' || true)
+if [ "$status" = "ready" ]; then
+  echo "run.sh: asset $ID is already ingested and ready"
+else
+  if [ -n "$status" ]; then
+    echo "run.sh: asset $ID is '$status' from an earlier run; starting it over"
+    "$SG" asset delete "$ID" >/dev/null
+  fi
+  echo "run.sh: ingesting the sample (tus upload, then transcode)"
+  "$SG" ingest "$DATA/sources/sample.mp4" --server "http://$LISTEN" --id "$ID" --title "StreamGate sample" >/dev/null
 fi
 
 cat <<MSG
 
-  StreamGate engine on http://$LISTEN  (metrics: http://$ADMIN/metrics)
+  StreamGate on http://$LISTEN   (metrics: http://$ADMIN/metrics)
 
   HLS:   http://$LISTEN/v/$ID/master.m3u8
   DASH:  http://$LISTEN/v/$ID/manifest.mpd
 
   Try:   ffprobe -hide_banner http://$LISTEN/v/$ID/master.m3u8
-         curl -sI http://$LISTEN/v/$ID/720p/1.m4s
+         $SG asset list
+         $SG ingest YOUR_VIDEO.mp4
 
-  Gating by NFT arrives with the control plane (issue 4); this engine runs
-  with --open, so every asset is public. Ctrl-C stops it cleanly.
+  Gate it behind an NFT (add [chains.<id>] rpc = ["https://…"] to a config
+  file and pass --config to serve and the CLI):
+         $SG asset gate $ID --chain 1 --erc721 0xYourCollection --token-id 1
+  Viewers then sign in with their wallet at http://127.0.0.1:8081/api/v1/auth/challenge
+  and get tokenized /p/<token>/$ID/… URLs; /v/$ID/ stops serving.
+
+  Ctrl-C stops it cleanly.
 
 MSG
-exec target/release/streamgate engine --root "$ASSETS" --listen "$LISTEN" --admin "$ADMIN" --open
+wait "$serve"

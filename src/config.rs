@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use streamgate_control_plane::{ChainConfig, ControlConfig};
-use streamgate_engine::{AccessPolicy, EngineConfig, JobsConfig};
+use streamgate_engine::{AccessPolicy, EngineConfig, IngestConfig, JobsConfig};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -89,6 +89,9 @@ pub struct EngineSection {
     job_workers: Option<usize>,
     job_attempts: Option<u32>,
     job_preset: Option<String>,
+    upload_max_bytes: Option<u64>,
+    upload_ladder: Option<String>,
+    upload_segment_seconds: Option<u32>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -283,6 +286,20 @@ impl FileConfig {
             c.limits.max_head_bytes = v;
         }
         c.control = Some(self.control_endpoint()?);
+        if let Some(ladder) = &e.upload_ladder {
+            streamgate_transcode_gpu::ladder::parse(ladder)
+                .map_err(|err| format!("engine.upload_ladder: {err}"))?;
+        }
+        c.ingest = Some(IngestConfig {
+            dir: self.data_dir.join("uploads"),
+            max_bytes: e.upload_max_bytes.unwrap_or(20 << 30),
+            operator_token: self.operator_token_path(),
+            ladder: e
+                .upload_ladder
+                .clone()
+                .unwrap_or_else(|| "1080,720,480,360".into()),
+            segment_seconds: e.upload_segment_seconds.unwrap_or(4).clamp(1, 30),
+        });
         let workers = e.job_workers.unwrap_or(1);
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),

@@ -2,12 +2,14 @@
 //!
 //! `serve` (everything in one process), `engine` and `control` (the two
 //! halves apart), `transcode`, `asset …` and `token issue` (operator calls
-//! over gRPC), `config check`. `ingest` and `loadtest` arrive with the
-//! issues that build them.
+//! over gRPC), `ingest` (tus upload, then follows the transcode), `config
+//! check`. `loadtest` arrives with the issue that builds it.
 
 mod asset;
 mod client;
 mod config;
+mod ingest;
+mod progress;
 mod serve;
 mod token;
 mod transcode;
@@ -38,6 +40,8 @@ enum Command {
     Control(serve::ServeArgs),
     /// Manage assets (operator).
     Asset(asset::AssetArgs),
+    /// Upload a video to a running appliance (resumable) and wait until it plays.
+    Ingest(ingest::IngestArgs),
     /// Transcode a file into a packaged ABR asset (HLS + DASH over CMAF).
     Transcode(transcode::TranscodeArgs),
     /// Playback tokens (Contract 4).
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Engine(args) => run_engine(args),
         Command::Control(args) => serve::run_control(args),
         Command::Asset(args) => asset::run(args),
+        Command::Ingest(args) => ingest::run(args),
         Command::Transcode(args) => transcode::run(args),
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),

@@ -32,6 +32,12 @@ fn start_control(file: &FileConfig, who: &str, own_metrics: bool) -> Result<Cont
             path.display()
         );
     }
+    if let Some(dir) = &control.created.signing_key {
+        eprintln!(
+            "streamgate {who}: created a playback-token signing key in {} (mode 0600; public half in the database)",
+            dir.display()
+        );
+    }
     eprintln!(
         "streamgate {who}: control plane gRPC {} · JSON API http://{} · public URL {public_url}",
         control.grpc, control.http

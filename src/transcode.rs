@@ -1,11 +1,12 @@
 //! `streamgate transcode INPUT --out DIR`: progress on stderr, a bar on a
 //! terminal and plain lines otherwise.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 use streamgate_transcode_gpu::{ladder, transcode, GpuMode, Options, Progress};
+
+use crate::progress::Bar;
 
 /// Arguments of `streamgate transcode`.
 #[derive(Args)]
@@ -46,29 +47,16 @@ pub fn run(args: TranscodeArgs) -> Result<(), String> {
     opts.segment_seconds = args.segment_seconds;
     opts.gpu = args.gpu;
     opts.preset = args.preset;
-    let tty = std::io::stderr().is_terminal();
+    let mut bar = Bar::new("transcode");
     let mut report = |p: Progress| {
-        let pct = p.percent().map_or("?".into(), |v| format!("{v:.0}"));
         let eta = p.eta_seconds().map_or("?".into(), |v| format!("{v:.0}s"));
-        if tty {
-            let filled = p.percent().map_or(0, |v| (v / 5.0) as usize);
-            eprint!(
-                "\r[{:<20}] {pct:>3}%  {:.0} fps  ETA {eta}   ",
-                "#".repeat(filled),
-                p.fps
-            );
-            let _ = std::io::stderr().flush();
-        } else {
-            eprintln!(
-                "transcode: {pct}% frames={} fps={:.1} eta={eta}",
-                p.frames, p.fps
-            );
-        }
+        bar.show(
+            p.percent(),
+            &format!("frames={} {:.0} fps ETA {eta}", p.frames, p.fps),
+        );
     };
     let summary = transcode(&opts, &mut report).map_err(|e| e.to_string());
-    if tty {
-        eprintln!();
-    }
+    bar.finish();
     let summary = summary?;
     let names: Vec<String> = summary
         .videos

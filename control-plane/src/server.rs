@@ -49,6 +49,8 @@ impl std::error::Error for StartError {}
 pub struct Created {
     /// The operator token file, when it was just created.
     pub operator_token: Option<PathBuf>,
+    /// The signing-key directory, when its first key was just created.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// A running control plane.
@@ -80,8 +82,14 @@ impl ControlPlane {
         let metrics = crate::metrics::install(config.own_metrics);
         let (token, created_token) = secrets::operator_token(&config.operator_token_path())
             .map_err(|e| StartError::Secrets(e.to_string()))?;
+        let had_key = std::fs::read_dir(config.keys_dir()).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "key"))
+        });
         let created = Created {
             operator_token: created_token.then(|| config.operator_token_path()),
+            signing_key: (!had_key).then(|| config.keys_dir()),
         };
         let (grpc_addr, http_addr) = (config.grpc, config.http);
         let (service, grpc_listener, http_listener) = runtime.block_on(async {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
-use streamgate_token::{new_jti, Claims, TokenSigner};
+use streamgate_token::{constant_time_eq, new_jti, Claims, TokenSigner};
 use time::OffsetDateTime;
 
 use crate::auth::{self, AuthError, Expect, SignInKind};
@@ -723,10 +723,6 @@ fn wallet_hash(address: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(&Sha256::digest(address.as_bytes())[..16])
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Moves `source` to `<root>/<id>`: a rename on one filesystem, otherwise a

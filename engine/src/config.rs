@@ -62,6 +62,23 @@ pub struct EngineConfig {
     pub control: Option<String>,
     /// How often the control plane is polled.
     pub control_poll: Duration,
+    /// Resumable uploads at `/upload/` (needs `control` and `jobs`).
+    pub ingest: Option<IngestConfig>,
+}
+
+/// Resumable ingest (tus 1.0) at `/upload/`.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Upload directory (`<data_dir>/uploads`): partial and finished files.
+    pub dir: PathBuf,
+    /// Largest upload accepted (413 beyond).
+    pub max_bytes: u64,
+    /// The operator token file that authorizes uploads.
+    pub operator_token: PathBuf,
+    /// Ladder for the transcode job (`--ladder` syntax).
+    pub ladder: String,
+    /// Segment length for the transcode job.
+    pub segment_seconds: u32,
 }
 
 /// The job runner: workers taking transcode jobs from a durable spool.
@@ -100,6 +117,7 @@ impl EngineConfig {
             jobs: None,
             control: None,
             control_poll: Duration::from_secs(1),
+            ingest: None,
         }
     }
 

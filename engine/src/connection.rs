@@ -8,6 +8,7 @@
 //! drains a response.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use monoio::net::TcpStream;
 use streamgate_net::request::{self, Parsed};
 use streamgate_net::send;
 
+use crate::ingest;
 use crate::serve::{self, Body, Reply};
 use crate::worker::Worker;
 
@@ -46,6 +48,10 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
     loop {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete { request, head_len }) => {
+                if worker.ingest.is_some() && ingest::is_upload_target(request.target) {
+                    hand_over(&stream, &worker, buf);
+                    return;
+                }
                 let started = Instant::now();
                 let closing = !request.keep_alive || request.has_body || worker.drain.is_drained();
                 let reply = {
@@ -100,6 +106,25 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
             _ => break,
         }
     }
+}
+
+/// Gives the connection to the ingest service: a blocking duplicate of the
+/// socket and the unconsumed bytes (this request's head included). The
+/// worker's own descriptor closes when `serve` returns; the duplicate keeps
+/// the connection open.
+fn hand_over(stream: &TcpStream, worker: &Worker, buf: Vec<u8>) {
+    let Some(ingest) = &worker.ingest else {
+        return;
+    };
+    // SAFETY: dup(2) of a descriptor this task owns; the result is owned by
+    // the std stream below.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: `fd` is a fresh descriptor no one else owns.
+    let blocking = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    ingest.take_over(blocking, buf);
 }
 
 /// Reads once into the spare capacity of `buf`, bounded by `wait`; while idle

@@ -82,9 +82,14 @@ impl ControlClient {
         Ok(request)
     }
 
-    /// Registers a new asset in `status`; `Err` with ALREADY_EXISTS-like
-    /// refusals when the id is taken.
-    pub fn create_asset(&self, id: &str, title: &str, status: AssetStatus) -> Result<(), ControlError> {
+    /// Registers a new asset in `status` (an empty id lets the control plane
+    /// pick one) and returns its id; FAILED_PRECONDITION when the id is taken.
+    pub fn create_asset(
+        &self,
+        id: &str,
+        title: &str,
+        status: AssetStatus,
+    ) -> Result<String, ControlError> {
         let request = self.request(CreateAssetRequest {
             id: id.to_string(),
             title: title.to_string(),
@@ -93,7 +98,7 @@ impl ControlClient {
         let mut client = AssetsClient::new(self.channel.clone());
         self.runtime
             .block_on(client.create_asset(request))
-            .map(|_| ())
+            .map(|r| r.into_inner().id)
             .map_err(ControlError::Call)
     }
 

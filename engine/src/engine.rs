@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::admin;
 use crate::config::EngineConfig;
+use crate::control::ControlClient;
 use crate::fs::Root;
 use crate::gate::SharedKeys;
+use crate::ingest::Ingest;
 use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
 use crate::sync;
@@ -84,6 +86,22 @@ impl Engine {
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
+        let ingest = match (&config.ingest, &config.control, &jobs) {
+            (Some(ingest), Some(endpoint), Some(runner)) => {
+                let control = Arc::new(
+                    ControlClient::new(endpoint, ingest.operator_token.clone())
+                        .map_err(EngineError::Worker)?,
+                );
+                runner
+                    .report_to(Arc::clone(&control), config.root.clone())
+                    .map_err(EngineError::Worker)?;
+                Some(Arc::new(
+                    Ingest::new(&config, ingest.clone(), control, runner.spool())
+                        .map_err(EngineError::Worker)?,
+                ))
+            }
+            _ => None,
+        };
         let keys = Arc::new(SharedKeys::default());
         if let Some(endpoint) = &config.control {
             sync::start(endpoint.clone(), config.control_poll, Arc::clone(&keys))
@@ -97,6 +115,7 @@ impl Engine {
                 config: Arc::clone(&config),
                 root: Arc::clone(&root),
                 keys: Arc::clone(&keys),
+                ingest: ingest.clone(),
                 drain: drain.clone(),
                 bound: bound_tx.clone(),
             };

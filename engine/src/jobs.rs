@@ -3,15 +3,20 @@
 //! encoder thread lowers itself to nice 10), plus what the admin listener
 //! shows of them.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics::gauge;
+use streamgate_api::v1::AssetStatus;
 use streamgate_transcode_gpu::jobs::{self, Spool, State};
 use streamgate_transcode_gpu::GpuMode;
 
 use crate::config::JobsConfig;
+use crate::control::{ControlClient, ControlError};
 
 /// A running job runner.
 pub struct Runner {
@@ -45,7 +50,30 @@ impl Runner {
     /// Asks the workers to stop after their current job. A job cut short by
     /// the process exiting is requeued at the next start.
     pub fn stop(&self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The spool, for submitting jobs (ingest).
+    pub fn spool(&self) -> Arc<Spool> {
+        Arc::clone(&self.spool)
+    }
+
+    /// Reports the status of jobs that build an asset under `root`
+    /// (`<root>/<asset-id>`) to the control plane, once a second and only
+    /// when it changed: queued, transcoding n %, ready, failed with the error.
+    pub fn report_to(&self, control: Arc<ControlClient>, root: PathBuf) -> std::io::Result<()> {
+        let spool = Arc::clone(&self.spool);
+        let stop = Arc::clone(&self.stop);
+        std::thread::Builder::new()
+            .name("sg-job-report".into())
+            .spawn(move || {
+                let mut reported: HashMap<String, (i32, u32)> = HashMap::new();
+                while !stop.load(Ordering::SeqCst) {
+                    report_once(&spool, &control, &root, &mut reported);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })?;
+        Ok(())
     }
 
     /// Refreshes the job gauges (called before each scrape).
@@ -88,5 +116,56 @@ impl Runner {
             out.push('\n');
         }
         out
+    }
+}
+
+/// The asset a job publishes, when its output is `<root>/<asset-id>`.
+fn asset_of(out: &Path, root: &Path) -> Option<String> {
+    if out.parent()? != root {
+        return None;
+    }
+    let name = out.file_name()?.to_str()?;
+    streamgate_token::is_asset_id(name).then(|| name.to_string())
+}
+
+fn report_once(
+    spool: &Spool,
+    control: &ControlClient,
+    root: &Path,
+    reported: &mut HashMap<String, (i32, u32)>,
+) {
+    let live = spool.live();
+    for job in spool.list().unwrap_or_default() {
+        let Some(asset) = asset_of(&job.out, root) else {
+            continue;
+        };
+        let (status, percent, error) = match job.state {
+            State::Queued => (AssetStatus::Queued, 0, String::new()),
+            State::Running => (
+                AssetStatus::Transcoding,
+                live.get(&job.id)
+                    .map_or(0, |l| l.percent.clamp(0.0, 100.0) as u32),
+                String::new(),
+            ),
+            State::Done => (AssetStatus::Ready, 100, String::new()),
+            State::Failed => (
+                AssetStatus::Failed,
+                0,
+                job.error.clone().unwrap_or_default(),
+            ),
+        };
+        let now = (status as i32, percent);
+        if reported.get(&job.id) == Some(&now) {
+            continue;
+        }
+        match control.update_status(&asset, status, percent, &error) {
+            Ok(()) => {}
+            // Not an asset the control plane knows (`transcode --queue`
+            // into the root by hand): nothing to report, ever.
+            Err(ControlError::Call(s)) if s.code() == tonic::Code::NotFound => {}
+            // Unreachable: try again next round.
+            Err(_) => continue,
+        }
+        reported.insert(job.id, now);
     }
 }

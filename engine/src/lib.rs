@@ -18,7 +18,10 @@
 //! - `sync`: pulls keys, revocations and open assets from the control plane;
 //! - `telemetry`: per-core counters flushed to the Prometheus recorder;
 //! - `admin`: `/metrics`, `/healthz`, `/readyz`, `/jobs`;
-//! - `jobs`: the transcode job runner (spool in `streamgate-transcode-gpu`);
+//! - `jobs`: the transcode job runner (spool in `streamgate-transcode-gpu`),
+//!   reporting asset status to the control plane;
+//! - `ingest`: resumable uploads (tus 1.0) at `/upload/`, off the serving cores;
+//! - `control`: operator calls to the control plane (register, status);
 //! - `shutdown`: draining on SIGTERM.
 
 pub mod config;
@@ -26,9 +29,11 @@ pub mod config;
 mod admin;
 mod cache;
 mod connection;
+mod control;
 mod engine;
 mod fs;
 mod gate;
+mod ingest;
 mod jobs;
 mod serve;
 mod shutdown;
@@ -36,6 +41,6 @@ mod sync;
 mod telemetry;
 mod worker;
 
-pub use config::{AccessPolicy, EngineConfig, JobsConfig};
+pub use config::{AccessPolicy, EngineConfig, IngestConfig, JobsConfig};
 pub use engine::{Engine, EngineError};
 pub use shutdown::{block_termination_signals, wait_for_termination_signal};

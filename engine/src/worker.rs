@@ -18,6 +18,7 @@ use crate::config::EngineConfig;
 use crate::connection;
 use crate::fs::Root;
 use crate::gate::{Gate, SharedKeys};
+use crate::ingest::Ingest;
 use crate::serve::Site;
 use crate::shutdown::{Drain, LocalDrain};
 use crate::telemetry::WorkerStats;
@@ -45,6 +46,8 @@ pub struct Worker {
     pub dates: RefCell<DateCache>,
     /// This worker's drain notification.
     pub drain: LocalDrain,
+    /// Where `/upload` connections are handed over, when enabled.
+    pub ingest: Option<Arc<Ingest>>,
     max_connections: i64,
     /// Idle splice pipes, reused across responses.
     pipes: RefCell<Vec<SplicePipe>>,
@@ -78,6 +81,8 @@ pub struct Spawn {
     pub root: Arc<Root>,
     /// Playback-token keys.
     pub keys: Arc<SharedKeys>,
+    /// The ingest service, when uploads are enabled.
+    pub ingest: Option<Arc<Ingest>>,
     /// The process-wide drain flag.
     pub drain: Drain,
     /// Where the listener's bind result is reported.
@@ -122,6 +127,7 @@ async fn serve(spawn: Spawn) {
             },
         ),
         max_connections: (config.max_connections / workers).max(1) as i64,
+        ingest: spawn.ingest,
         config: Arc::clone(&config),
         stats: RefCell::new(WorkerStats::default()),
         dates: RefCell::new(DateCache::default()),

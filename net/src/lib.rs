@@ -13,8 +13,10 @@
 //! - [`response`]: status lines and header blocks, with a per-second cached
 //!   `Date`;
 //! - [`mime`]: Content-Type for the media types an origin serves;
-//! - [`send`]: writing to a monoio socket, including the zero-copy file path.
+//! - [`send`]: writing to a monoio socket, including the zero-copy file path;
+//! - [`client`]: a small blocking client (ingest uploads, test peers).
 
+pub mod client;
 pub mod conditional;
 pub mod mime;
 pub mod range;

@@ -453,10 +453,16 @@ mod tests {
     fn finds_unrecorded_fields() {
         let head = b"PATCH /upload/x HTTP/1.1\r\nHost: a\r\nupload-offset:  42 \r\nUpload-Checksum: sha256 abc=\r\n\r\nbody";
         assert_eq!(super::find_field(head, "Upload-Offset"), Some(&b"42"[..]));
-        assert_eq!(super::find_field(head, "upload-checksum"), Some(&b"sha256 abc="[..]));
+        assert_eq!(
+            super::find_field(head, "upload-checksum"),
+            Some(&b"sha256 abc="[..])
+        );
         assert_eq!(super::find_field(head, "Content-Length"), None);
         // The request line and the body are not fields.
-        assert_eq!(super::find_field(head, "PATCH /upload/x HTTP/1.1\r\nHost"), None);
+        assert_eq!(
+            super::find_field(head, "PATCH /upload/x HTTP/1.1\r\nHost"),
+            None
+        );
         assert_eq!(super::find_field(head, "body"), None);
     }
 

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
@@ -17,10 +18,18 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
+        423 => "Locked",
         431 => "Request Header Fields Too Large",
+        // tus 1.0 checksum extension.
+        460 => "Checksum Mismatch",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",

@@ -3,5 +3,6 @@
 //! the way browser wallets do and calls the JSON API (Contract 5).
 
 pub mod chain;
-pub mod http;
+/// The HTTP client the peers use (shared with `streamgate ingest`).
+pub use streamgate_net::client as http;
 pub mod wallet;

@@ -250,6 +250,12 @@ pub fn is_asset_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Compares secrets (bearer tokens) in time independent of where they
+/// differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A fresh random token id (128 bits, base64url).
 pub fn new_jti() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 client over a kept-alive connection: enough for
-//! JSON-RPC and the JSON API, with Content-Length framing.
+//! A minimal blocking HTTP/1.1 client over one kept-alive connection, with
+//! Content-Length framing: what `streamgate ingest` (tus) and the test and
+//! benchmark peers (JSON-RPC, the JSON API) need. Not for the serving path.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -49,7 +50,8 @@ impl Connection {
         })
     }
 
-    /// Sends one request (`headers` as full lines) and reads the response.
+    /// Sends one request (`headers` as `Name: value` lines; `Host` and
+    /// `Content-Length` are added) and reads the response.
     pub fn send(
         &mut self,
         method: &str,
@@ -69,10 +71,10 @@ impl Connection {
         let stream = self.reader.get_mut();
         stream.write_all(head.as_bytes())?;
         stream.write_all(body)?;
-        self.read()
+        self.read(method == "HEAD")
     }
 
-    fn read(&mut self) -> std::io::Result<Reply> {
+    fn read(&mut self, head_request: bool) -> std::io::Result<Reply> {
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status = line
@@ -92,10 +94,13 @@ impl Connection {
                 headers.push((n.trim().to_string(), v.trim().to_string()));
             }
         }
+        // HEAD answers, 204 and 304 carry no body whatever Content-Length says.
+        let bodiless = head_request || status == 204 || status == 304 || status < 200;
         let length = headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| v.parse().ok())
+            .filter(|_| !bodiless)
             .unwrap_or(0);
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body)?;

@@ -1,0 +1,100 @@
+//! Resumable ingest at `/upload/` on the engine's listener: the tus 1.0
+//! protocol (core, creation, checksum with sha256, termination), which tus
+//! clients and Uppy speak.
+//!
+//! Uploads are rare and heavy, and writing to disk would stall a serving
+//! core, so a worker that sees a request for `/upload` hands the whole
+//! connection (a duplicate of its descriptor and the bytes already read) to
+//! a thread of its own here, with plain blocking I/O. The serving cores
+//! never touch upload bodies.
+//!
+//! Life of an upload: `POST` registers the asset (`uploading`) with the
+//! control plane and creates `<uploads>/<id>.part`; each `PATCH` appends at
+//! the acknowledged offset (a per-request `Upload-Checksum` is verified
+//! before the chunk is kept; without one, whatever arrived before a broken
+//! connection is kept and `HEAD` tells the client where to resume); the last
+//! chunk triggers the whole-file SHA-256 check (metadata `sha256`), then the
+//! asset becomes `queued` and a transcode job is submitted. Nothing is
+//! queued or published from an upload that does not verify.
+
+mod store;
+mod tus;
+
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use streamgate_transcode_gpu::jobs::Spool;
+
+use crate::config::{EngineConfig, IngestConfig};
+use crate::control::ControlClient;
+use store::Store;
+
+/// Upload connections handled at once; more get 503.
+const MAX_CONNECTIONS: usize = 32;
+
+/// The ingest service shared by every worker.
+pub struct Ingest {
+    config: IngestConfig,
+    store: Store,
+    control: Arc<ControlClient>,
+    spool: Arc<Spool>,
+    root: PathBuf,
+    limits: streamgate_net::request::Limits,
+    idle_timeout: std::time::Duration,
+    send_timeout: std::time::Duration,
+    /// Uploads with a PATCH in progress (one at a time per upload).
+    busy: Mutex<HashSet<String>>,
+    active: AtomicUsize,
+}
+
+impl Ingest {
+    /// Opens the upload directory.
+    pub fn new(
+        engine: &EngineConfig,
+        config: IngestConfig,
+        control: Arc<ControlClient>,
+        spool: Arc<Spool>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            store: Store::open(config.dir.clone())?,
+            config,
+            control,
+            spool,
+            root: engine.root.clone(),
+            limits: engine.limits,
+            idle_timeout: engine.idle_timeout,
+            send_timeout: engine.send_timeout,
+            busy: Mutex::default(),
+            active: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes over a connection whose next request is for `/upload`:
+    /// `stream` is a blocking duplicate of the worker's socket, `buffered`
+    /// the bytes the worker read and did not consume.
+    pub fn take_over(self: &Arc<Self>, stream: TcpStream, buffered: Vec<u8>) {
+        if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            tus::refuse_busy(stream);
+            return;
+        }
+        let ingest = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sg-ingest".into())
+            .spawn(move || {
+                tus::serve(&ingest, stream, buffered);
+                ingest.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Whether a request target is for the ingest endpoint.
+pub fn is_upload_target(target: &[u8]) -> bool {
+    target == b"/upload" || target.starts_with(b"/upload/")
+}

@@ -1,0 +1,43 @@
+//! One progress line on stderr: redrawn in place on a terminal, one line
+//! per update otherwise (logs, CI), so `transcode` and `ingest` look alike.
+
+use std::io::{IsTerminal, Write};
+
+/// A progress line.
+pub struct Bar {
+    tty: bool,
+    label: &'static str,
+    drawn: bool,
+}
+
+impl Bar {
+    /// A bar whose non-terminal lines start with `label`.
+    pub fn new(label: &'static str) -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            label,
+            drawn: false,
+        }
+    }
+
+    /// Shows `percent` (if known) and a detail text.
+    pub fn show(&mut self, percent: Option<f64>, detail: &str) {
+        let pct = percent.map_or("?".into(), |v| format!("{v:.0}"));
+        if self.tty {
+            let filled = percent.map_or(0, |v| (v.clamp(0.0, 100.0) / 5.0) as usize);
+            eprint!("\r[{:<20}] {pct:>3}%  {detail}   ", "#".repeat(filled));
+            let _ = std::io::stderr().flush();
+            self.drawn = true;
+        } else {
+            eprintln!("{}: {pct}% {detail}", self.label);
+        }
+    }
+
+    /// Ends the line (on a terminal).
+    pub fn finish(&mut self) {
+        if self.tty && self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The appliance end to end over real sockets: `streamgate serve` →
+//! `streamgate ingest` (tus 1.0) through a proxy that cuts the upload's
+//! connection → the CLI resumes → transcoded → ready → ffmpeg decodes HLS
+//! and DASH from the engine to the last frame. Plus the tus refusals.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::wallet::ApiReply;
+use common::{Engine, Options, Scratch};
+use streamgate_net::client::Connection;
+
+const FRAMES: u32 = 5 * 25;
+
+fn clip(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("holiday.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=5")
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=5"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn appliance() -> Engine {
+    Engine::start_with(
+        Options {
+            open: false,
+            engine_toml: "job_workers = 1\nupload_ladder = \"240\"\nupload_max_bytes = 50000000"
+                .into(),
+            ..Options::default()
+        },
+        |_| {},
+    )
+}
+
+/// A TCP proxy to `target` that cuts the first connection once it has
+/// carried `cut_after` bytes from the client; later connections pass.
+fn flaky_proxy(target: SocketAddr, cut_after: u64) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&cut);
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(target) else {
+                continue;
+            };
+            let first = !done.load(Ordering::SeqCst);
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            let flag = Arc::clone(&done);
+            let carried = Arc::new(AtomicU64::new(0));
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 << 10];
+                loop {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if first
+                        && carried.fetch_add(n as u64, Ordering::SeqCst) + n as u64 >= cut_after
+                    {
+                        // Mid-body: both directions go down at once.
+                        flag.store(true, Ordering::SeqCst);
+                        let _ = c_read.shutdown(Shutdown::Both);
+                        let _ = s_write.shutdown(Shutdown::Both);
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    (addr, cut)
+}
+
+/// Frames of the first video stream ffmpeg decodes from `url`, and whether
+/// it decoded without a single error.
+fn decoded_frames(url: &str) -> u32 {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            url,
+            "-map",
+            "0:v:0",
+            "-f",
+            "null",
+            "-",
+            "-progress",
+            "pipe:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg on {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|v| v.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+#[test]
+fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
+    let s = Scratch::new("ingest");
+    let input = clip(&s.0);
+    let size = std::fs::metadata(&input).unwrap().len();
+    assert!(
+        size > 120_000,
+        "the clip must span several chunks ({size} bytes)"
+    );
+    let e = appliance();
+    let (proxy, cut) = flaky_proxy(e.addr, size / 2);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["ingest"])
+        .arg(&input)
+        .args([
+            "--server",
+            &format!("http://{proxy}"),
+            "--id",
+            "holiday",
+            "--chunk-size",
+            "32768",
+            "--config",
+        ])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(cut.load(Ordering::SeqCst), "the proxy never cut the upload");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hls = format!("http://{proxy}/v/holiday/master.m3u8");
+    assert!(stdout.contains(&hls), "{stdout}");
+    assert!(
+        stdout.contains(&format!("http://{proxy}/v/holiday/manifest.mpd")),
+        "{stdout}"
+    );
+
+    // The state shows everywhere: CLI (gRPC) and the JSON API.
+    let shown = e.cli(&["asset", "show", "holiday"], &[]);
+    assert!(shown.contains("status:  ready"), "{shown}");
+    assert!(shown.contains("title:   holiday.mp4"), "{shown}");
+    let listed: ApiReply = common::wallet::api(e.http, "GET", "/api/v1/assets", None, None);
+    assert_eq!(listed.json[0]["status"], "ready");
+    // The file that arrived is byte for byte the source.
+    let uploads = e.scratch.0.join("uploads");
+    let stored = std::fs::read_dir(&uploads)
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| p.extension().is_some_and(|x| x == "mp4"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(stored).unwrap(),
+        std::fs::read(&input).unwrap()
+    );
+
+    // ffmpeg decodes both manifests from the engine, every frame.
+    assert_eq!(
+        decoded_frames(&format!("http://{}/v/holiday/master.m3u8", e.addr)),
+        FRAMES
+    );
+    assert_eq!(
+        decoded_frames(&format!("http://{}/v/holiday/manifest.mpd", e.addr)),
+        FRAMES
+    );
+}
+
+fn token(e: &Engine) -> String {
+    std::fs::read_to_string(e.scratch.0.join("operator.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn tus(
+    e: &Engine,
+    method: &str,
+    path: &str,
+    extra: &[String],
+    body: &[u8],
+) -> streamgate_net::client::Reply {
+    let mut headers = vec![
+        "Tus-Resumable: 1.0.0".to_string(),
+        format!("Authorization: Bearer {}", token(e)),
+    ];
+    headers.extend_from_slice(extra);
+    Connection::open(e.addr)
+        .unwrap()
+        .send(method, path, &headers, body)
+        .unwrap()
+}
+
+#[test]
+fn tus_refusals_and_termination() {
+    let e = appliance();
+    // Discovery needs no token.
+    let options = Connection::open(e.addr)
+        .unwrap()
+        .send("OPTIONS", "/upload/", &[], &[])
+        .unwrap();
+    assert_eq!(options.status, 204);
+    assert_eq!(
+        options.header("Tus-Extension"),
+        Some("creation,checksum,termination")
+    );
+    assert_eq!(options.header("Tus-Checksum-Algorithm"), Some("sha256"));
+    // No or a wrong token.
+    let anonymous = Connection::open(e.addr)
+        .unwrap()
+        .send(
+            "POST",
+            "/upload/",
+            &["Tus-Resumable: 1.0.0".into(), "Upload-Length: 10".into()],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(anonymous.status, 401);
+    // Too large for the configured limit.
+    let big = tus(
+        &e,
+        "POST",
+        "/upload/",
+        &["Upload-Length: 60000000".into()],
+        &[],
+    );
+    assert_eq!(big.status, 413);
+
+    // A chunk whose checksum does not match is dropped: the offset stays.
+    let created = tus(&e, "POST", "/upload/", &["Upload-Length: 8".into()], &[]);
+    assert_eq!(created.status, 201);
+    let location = created.header("Location").unwrap().to_string();
+    let asset = created.header("StreamGate-Asset").unwrap().to_string();
+    assert!(e
+        .cli(&["asset", "show", &asset], &[])
+        .contains("status:  uploading"));
+    let wrong = "sha256 LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564="; // of "foo"
+    let patch = |offset: u64, sum: &str, body: &[u8]| {
+        tus(
+            &e,
+            "PATCH",
+            &location,
+            &[
+                "Content-Type: application/offset+octet-stream".into(),
+                format!("Upload-Offset: {offset}"),
+                format!("Upload-Checksum: {sum}"),
+            ],
+            body,
+        )
+    };
+    assert_eq!(patch(0, wrong, b"abcd").status, 460);
+    let head = tus(&e, "HEAD", &location, &[], &[]);
+    assert_eq!(
+        (head.status, head.header("Upload-Offset")),
+        (200, Some("0"))
+    );
+    // The right checksum is accepted; a wrong offset is a conflict.
+    let abcd = "sha256 iNQmb9TmM40TuEX88olXnSCciXgjuSF9o+Fhk28DFYk=";
+    let ok = patch(0, abcd, b"abcd");
+    assert_eq!((ok.status, ok.header("Upload-Offset")), (204, Some("4")));
+    assert_eq!(patch(0, abcd, b"abcd").status, 409);
+    // Bad upload ids never reach the file system.
+    assert_eq!(
+        tus(&e, "HEAD", "/upload/..%2f..%2fetc", &[], &[]).status,
+        404
+    );
+    assert_eq!(tus(&e, "HEAD", "/upload/nope", &[], &[]).status, 404);
+
+    // Termination: the upload and its asset are gone.
+    assert_eq!(tus(&e, "DELETE", &location, &[], &[]).status, 204);
+    assert_eq!(tus(&e, "HEAD", &location, &[], &[]).status, 404);
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["asset", "show", &asset, "--config"])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // A whole file whose hash differs from its metadata is not queued: the
+    // asset fails with the reason.
+    let sha_of_other = "0".repeat(64);
+    let meta = format!("sha256 {}", base64_encode(sha_of_other.as_bytes()));
+    let created = tus(
+        &e,
+        "POST",
+        "/upload/",
+        &[
+            "Upload-Length: 4".into(),
+            format!("Upload-Metadata: {meta}"),
+        ],
+        &[],
+    );
+    let location = created.header("Location").unwrap().to_string();
+    let asset = created.header("StreamGate-Asset").unwrap().to_string();
+    let last = tus(
+        &e,
+        "PATCH",
+        &location,
+        &[
+            "Content-Type: application/offset+octet-stream".into(),
+            "Upload-Offset: 0".into(),
+        ],
+        b"abcd",
+    );
+    assert_eq!(last.status, 460);
+    let shown = e.cli(&["asset", "show", &asset], &[]);
+    assert!(
+        shown.contains("status:  failed") && shown.contains("checksum"),
+        "{shown}"
+    );
+    assert!(!e.root.join(&asset).exists());
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
