@@ -54,6 +54,19 @@ fn dead_url() -> String {
 
 #[test]
 fn nft_holders_watch_and_everyone_else_is_refused() {
+    nft_gate_scenario("");
+}
+
+/// The same scenario with the metadata in PostgreSQL.
+#[test]
+fn nft_gate_on_postgresql() {
+    let Some(db) = common::postgres::Database::create() else {
+        return;
+    };
+    nft_gate_scenario(&format!("database = \"{}\"", db.url()));
+}
+
+fn nft_gate_scenario(control_toml: &str) {
     let anvil = Anvil::start();
     let nft = anvil.deploy("TestNft721");
     let multi = anvil.deploy("TestMulti1155");
@@ -61,7 +74,7 @@ fn nft_holders_watch_and_everyone_else_is_refused() {
     anvil.mint721(nft, w0, 1);
     anvil.mint1155(multi, w2, 7, 2);
     // The first RPC URL is dead: every check fails over to anvil.
-    let e = serve(&[dead_url(), anvil.url()], "");
+    let e = serve(&[dead_url(), anvil.url()], control_toml);
     e.cli(
         &["asset", "gate", "movie"],
         &[

@@ -5,72 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::chain::{CHAIN_ID, WALLETS};
+use common::postgres::{psql, Database};
 use common::wallet::{api, challenge, login, personal_sign, playback, sign_in};
 use common::{packaged_asset, Engine, Options};
-
-/// A fresh database, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-}
-
-impl Database {
-    fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("SG_TEST_POSTGRES") else {
-            if std::env::var_os("SG_SKIP_POSTGRES").is_some() {
-                eprintln!("SKIPPED: SG_SKIP_POSTGRES is set");
-                return None;
-            }
-            panic!(
-                "SG_TEST_POSTGRES is not set: run the suite with scripts/test.sh \
-                 (it starts PostgreSQL), or export the URL printed by scripts/postgres.sh"
-            );
-        };
-        let name = format!(
-            "sgt_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        Some(Self { admin_url, name })
-    }
-
-    fn url(&self) -> String {
-        let base = self.admin_url.rsplit_once('/').unwrap().0;
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin_url,
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-qAtc", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[test]
 fn the_appliance_runs_on_postgresql() {

@@ -136,10 +136,45 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A random asset id of `len` letters and digits: URL-safe like every
+/// asset id, and never starting with `-`, which command lines would take
+/// for an option.
+pub fn random_asset_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut buf = [0u8; 32];
+        getrandom::fill(&mut buf).expect("the OS random source is available");
+        // 62 * 4 = 248: reject the top of the byte range to stay uniform.
+        out.extend(
+            buf.iter()
+                .filter(|&&b| b < 248)
+                .map(|&b| ALPHABET[(b % 62) as usize] as char)
+                .take(len - out.len()),
+        );
+    }
+    out
+}
+
 /// `bytes` random bytes as unpadded base64url (ids, sessions, nonces).
 pub fn random_id(bytes: usize) -> String {
     use base64::Engine as _;
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the OS random source is available");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_asset_ids_are_ids_and_never_look_like_options() {
+        for _ in 0..2000 {
+            let id = random_asset_id(12);
+            assert_eq!(id.len(), 12);
+            assert!(is_asset_id(&id));
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
+    }
 }

@@ -13,7 +13,9 @@ use crate::auth::{self, AuthError, Expect, SignInKind};
 use crate::chain::{Decision, Gatekeeper};
 use crate::config::ControlConfig;
 use crate::metrics;
-use crate::model::{is_asset_id, random_id, unix_now, Asset, AssetStatus, GateRule};
+use crate::model::{
+    is_asset_id, random_asset_id, random_id, unix_now, Asset, AssetStatus, GateRule,
+};
 use crate::secrets::{self, KeyDir};
 use crate::store::{ChallengeRecord, SessionRecord, Store, StoreError};
 
@@ -405,7 +407,7 @@ impl Service {
         status: AssetStatus,
     ) -> Result<Asset, ApiError> {
         let id = if id.is_empty() {
-            random_id(9)
+            random_asset_id(12)
         } else {
             id.to_string()
         };

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 #[allow(unused_imports)]
 pub use streamgate_testkit::{chain, wallet};
 
