@@ -32,6 +32,24 @@ impl std::fmt::Display for ControlError {
     }
 }
 
+/// A channel to the control plane that connects on first use (and again
+/// after a failure), each call bounded by `timeout`. `connect_lazy` spawns
+/// its connection task, so it is made inside `runtime`.
+pub fn lazy_channel(
+    runtime: &tokio::runtime::Runtime,
+    endpoint: &str,
+    timeout: Duration,
+) -> std::io::Result<Channel> {
+    let _context = runtime.enter();
+    Ok(
+        tonic::transport::Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| std::io::Error::other(format!("control endpoint {endpoint:?}: {e}")))?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect_lazy(),
+    )
+}
+
 /// A blocking operator client.
 pub struct ControlClient {
     runtime: tokio::runtime::Runtime,
@@ -49,14 +67,7 @@ impl ControlClient {
             .thread_name("sg-control-client")
             .enable_all()
             .build()?;
-        let channel = {
-            let _context = runtime.enter();
-            tonic::transport::Endpoint::from_shared(endpoint.to_string())
-                .map_err(|e| std::io::Error::other(format!("control endpoint {endpoint:?}: {e}")))?
-                .connect_timeout(CALL_TIMEOUT)
-                .timeout(CALL_TIMEOUT)
-                .connect_lazy()
-        };
+        let channel = lazy_channel(&runtime, endpoint, CALL_TIMEOUT)?;
         Ok(Self {
             runtime,
             channel,

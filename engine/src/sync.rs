@@ -16,6 +16,7 @@ use streamgate_api::v1::keys_client::KeysClient;
 use streamgate_api::v1::EngineStateRequest;
 use streamgate_token::KeySet;
 
+use crate::control::lazy_channel;
 use crate::gate::{AccessState, SharedKeys};
 
 /// Longest wait for one poll.
@@ -28,16 +29,7 @@ pub fn start(endpoint: String, interval: Duration, shared: Arc<SharedKeys>) -> s
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // connect_lazy spawns the connection task: inside the runtime.
-    let channel = {
-        let _context = runtime.enter();
-        tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| std::io::Error::other(format!("control endpoint {endpoint:?}: {e}")))?
-            .connect_timeout(POLL_TIMEOUT)
-            .timeout(POLL_TIMEOUT)
-            .connect_lazy()
-    };
-    let mut client = KeysClient::new(channel);
+    let mut client = KeysClient::new(lazy_channel(&runtime, &endpoint, POLL_TIMEOUT)?);
     let mut version = String::new();
     let mut failing = false;
     runtime.block_on(poll(

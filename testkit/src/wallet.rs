@@ -43,10 +43,7 @@ pub struct ApiReply {
 impl ApiReply {
     /// A header by name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        streamgate_net::client::find_header(&self.headers, name)
     }
 
     /// `error.code` of an error body.

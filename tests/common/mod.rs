@@ -389,10 +389,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        streamgate_net::client::find_header(&self.headers, name)
     }
 
     pub fn has(&self, name: &str) -> bool {
