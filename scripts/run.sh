@@ -13,7 +13,7 @@ LISTEN=${STREAMGATE_ENGINE__LISTEN:-127.0.0.1:8080}
 ADMIN=${STREAMGATE_ENGINE__ADMIN:-127.0.0.1:9100}
 export STREAMGATE_DATA_DIR="$DATA" STREAMGATE_ENGINE__LISTEN="$LISTEN" STREAMGATE_ENGINE__ADMIN="$ADMIN"
 ID=sample
-SG=target/release/streamgate
+SG="${CARGO_TARGET_DIR:-target}/release/streamgate"
 
 scripts/setup.sh --run
 cargo build --release -q -p streamgate

@@ -75,6 +75,9 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
             return Err(e.to_string());
         }
     };
+    // The engine installed the process's recorder; the control plane's
+    // series go to it too.
+    streamgate_control_plane::metrics::describe();
     eprintln!(
         "streamgate serve: engine http://{listen} ({workers} workers; /v/<id>/ open assets, /p/<token>/<id>/ gated) · admin http://{admin}"
     );

@@ -17,20 +17,22 @@ mod name {
     pub const TOKENS_REFUSED: &str = "streamgate_token_requests_refused_total";
 }
 
-/// With `own`, installs a recorder and returns its handle (`None` if the
-/// process already has one); without, records into whatever recorder the
-/// process installs (the engine's).
+/// With `own`, installs a recorder, describes the series and returns its
+/// handle (`None` if the process already has one); without, records into
+/// whatever recorder the process installs (the engine's): call [`describe`]
+/// once it is there.
 pub fn install(own: bool) -> Option<PrometheusHandle> {
-    let handle = if own {
-        PrometheusBuilder::new().install_recorder().ok()
-    } else {
-        None
-    };
+    if !own {
+        return None;
+    }
+    let handle = PrometheusBuilder::new().install_recorder().ok();
     describe();
     handle
 }
 
-fn describe() {
+/// Registers the help text of every control-plane series with the
+/// process's recorder.
+pub fn describe() {
     describe_counter!(name::SIGNINS, "Wallet sign-ins, by kind and result");
     describe_counter!(
         name::NFT_CHECKS,

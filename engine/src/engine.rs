@@ -12,7 +12,7 @@ use crate::admin;
 use crate::config::EngineConfig;
 use crate::control::ControlClient;
 use crate::fs::Root;
-use crate::gate::SharedKeys;
+use crate::gate::SharedAccess;
 use crate::ingest::Ingest;
 use crate::jobs::Runner;
 use crate::shutdown::{self, Drain};
@@ -102,9 +102,9 @@ impl Engine {
             }
             _ => None,
         };
-        let keys = Arc::new(SharedKeys::default());
+        let access = Arc::new(SharedAccess::default());
         if let Some(endpoint) = &config.control {
-            sync::start(endpoint.clone(), config.control_poll, Arc::clone(&keys))
+            sync::start(endpoint.clone(), config.control_poll, Arc::clone(&access))
                 .map_err(EngineError::Worker)?;
         }
         let (bound_tx, bound_rx) = mpsc::channel();
@@ -114,7 +114,7 @@ impl Engine {
                 index,
                 config: Arc::clone(&config),
                 root: Arc::clone(&root),
-                keys: Arc::clone(&keys),
+                access: Arc::clone(&access),
                 ingest: ingest.clone(),
                 drain: drain.clone(),
                 bound: bound_tx.clone(),

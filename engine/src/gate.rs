@@ -34,34 +34,34 @@ pub struct AccessState {
 
 /// The current access state, shared by the sync thread and the workers.
 #[derive(Default)]
-pub struct SharedKeys {
+pub struct SharedAccess {
     version: AtomicU64,
     current: Mutex<Arc<AccessState>>,
 }
 
-impl SharedKeys {
+impl SharedAccess {
     /// Publishes a new state.
-    pub fn publish(&self, keys: AccessState) {
+    pub fn publish(&self, state: AccessState) {
         if let Ok(mut current) = self.current.lock() {
-            *current = Arc::new(keys);
+            *current = Arc::new(state);
         }
         self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     fn snapshot(&self) -> (u64, Arc<AccessState>) {
         let version = self.version.load(Ordering::SeqCst);
-        let keys = self
+        let state = self
             .current
             .lock()
-            .map(|k| Arc::clone(&k))
+            .map(|s| Arc::clone(&s))
             .unwrap_or_default();
-        (version, keys)
+        (version, state)
     }
 }
 
 /// One worker's gate.
 pub struct Gate {
-    shared: Arc<SharedKeys>,
+    shared: Arc<SharedAccess>,
     version: Cell<u64>,
     state: RefCell<Arc<AccessState>>,
     verified: RefCell<HashMap<Box<str>, Claims, BuildHasherDefault<TokenHasher>>>,
@@ -93,23 +93,23 @@ impl Hasher for TokenHasher {
 }
 
 impl Gate {
-    /// A gate reading keys from `shared`.
-    pub fn new(shared: Arc<SharedKeys>) -> Self {
-        let (version, keys) = shared.snapshot();
+    /// A gate reading the access state from `shared`.
+    pub fn new(shared: Arc<SharedAccess>) -> Self {
+        let (version, state) = shared.snapshot();
         Self {
             shared,
             version: Cell::new(version),
-            state: RefCell::new(keys),
+            state: RefCell::new(state),
             verified: RefCell::default(),
         }
     }
 
-    /// Picks up a new key set if one was published (housekeeping tick).
+    /// Picks up a new state if one was published (housekeeping tick).
     pub fn refresh(&self) {
         if self.shared.version.load(Ordering::SeqCst) != self.version.get() {
-            let (version, keys) = self.shared.snapshot();
+            let (version, state) = self.shared.snapshot();
             self.version.set(version);
-            *self.state.borrow_mut() = keys;
+            *self.state.borrow_mut() = state;
             self.verified.borrow_mut().clear();
         }
     }

@@ -17,7 +17,7 @@ use streamgate_api::v1::EngineStateRequest;
 use streamgate_token::KeySet;
 
 use crate::control::lazy_channel;
-use crate::gate::{AccessState, SharedKeys};
+use crate::gate::{AccessState, SharedAccess};
 
 /// Longest wait for one poll.
 const POLL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,7 +25,11 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Fetches once (bounded by [`POLL_TIMEOUT`]) so the engine starts with the
 /// current state when the control plane is up, then keeps polling every
 /// `interval` on a thread of its own.
-pub fn start(endpoint: String, interval: Duration, shared: Arc<SharedKeys>) -> std::io::Result<()> {
+pub fn start(
+    endpoint: String,
+    interval: Duration,
+    shared: Arc<SharedAccess>,
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -54,7 +58,7 @@ pub fn start(endpoint: String, interval: Duration, shared: Arc<SharedKeys>) -> s
 
 async fn poll(
     client: &mut KeysClient<tonic::transport::Channel>,
-    shared: &SharedKeys,
+    shared: &SharedAccess,
     version: &mut String,
     failing: &mut bool,
     endpoint: &str,

@@ -17,7 +17,7 @@ use crate::cache;
 use crate::config::EngineConfig;
 use crate::connection;
 use crate::fs::Root;
-use crate::gate::{Gate, SharedKeys};
+use crate::gate::{Gate, SharedAccess};
 use crate::ingest::Ingest;
 use crate::serve::Site;
 use crate::shutdown::{Drain, LocalDrain};
@@ -79,8 +79,8 @@ pub struct Spawn {
     pub config: Arc<EngineConfig>,
     /// The assets root.
     pub root: Arc<Root>,
-    /// Playback-token keys.
-    pub keys: Arc<SharedKeys>,
+    /// Keys, revocations and open assets from the control plane.
+    pub access: Arc<SharedAccess>,
     /// The ingest service, when uploads are enabled.
     pub ingest: Option<Arc<Ingest>>,
     /// The process-wide drain flag.
@@ -119,7 +119,7 @@ async fn serve(spawn: Spawn) {
         site: Site::new(
             &config,
             spawn.root,
-            Gate::new(spawn.keys),
+            Gate::new(spawn.access),
             cache::Limits {
                 memory_bytes: config.cache_bytes / workers,
                 max_memory_object: config.cache_max_object,
