@@ -7,6 +7,7 @@
 //! and invalid UTF-8. The file-system side (`openat2` with `RESOLVE_BENEATH`)
 //! is the second wall, for symlinks.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why a request-target was refused (all answer 400).
@@ -43,15 +44,17 @@ impl std::error::Error for TargetError {}
 
 /// A decoded request-target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum Target<'a> {
     /// `*` (only meaningful for OPTIONS).
     Asterisk,
     /// A path: starts with `/`, no empty, `.` or `..` segments, query dropped.
-    Path(String),
+    /// Borrowed from the request when it needed no change (the common case:
+    /// a segment request then allocates nothing here).
+    Path(Cow<'a, str>),
 }
 
 /// Decodes a raw request-target.
-pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
+pub fn decode(raw: &[u8]) -> Result<Target<'_>, TargetError> {
     if raw == b"*" {
         return Ok(Target::Asterisk);
     }
@@ -66,7 +69,7 @@ pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
 
     // Fast path: nothing encoded (the common case for segment URLs).
     if !path.contains(&b'%') {
-        return normalize(path.to_vec());
+        return normalize(Cow::Borrowed(path));
     }
     let mut decoded = Vec::with_capacity(path.len());
     let mut i = 0;
@@ -89,29 +92,37 @@ pub fn decode(raw: &[u8]) -> Result<Target, TargetError> {
             i += 1;
         }
     }
-    normalize(decoded)
+    normalize(Cow::Owned(decoded))
 }
 
 /// Refuses control bytes, backslashes, non-UTF-8 and dot segments, and
 /// collapses empty segments.
-fn normalize(decoded: Vec<u8>) -> Result<Target, TargetError> {
+fn normalize(decoded: Cow<'_, [u8]>) -> Result<Target<'_>, TargetError> {
     if decoded.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
         return Err(TargetError::ControlByte);
     }
-    let decoded = String::from_utf8(decoded).map_err(|_| TargetError::NotUtf8)?;
-
-    let mut normalized = String::with_capacity(decoded.len());
-    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
-        if segment == "." || segment == ".." {
-            return Err(TargetError::DotSegment);
+    let text: Cow<'_, str> = match decoded {
+        Cow::Borrowed(b) => {
+            Cow::Borrowed(std::str::from_utf8(b).map_err(|_| TargetError::NotUtf8)?)
         }
+        Cow::Owned(v) => Cow::Owned(String::from_utf8(v).map_err(|_| TargetError::NotUtf8)?),
+    };
+    if text.split('/').any(|s| s == "." || s == "..") {
+        return Err(TargetError::DotSegment);
+    }
+    // It starts with `/`; without `//` it is already in normal form.
+    if !text.contains("//") {
+        return Ok(Target::Path(text));
+    }
+    let mut normalized = String::with_capacity(text.len());
+    for segment in text.split('/').filter(|s| !s.is_empty()) {
         normalized.push('/');
         normalized.push_str(segment);
     }
-    if normalized.is_empty() || decoded.ends_with('/') {
+    if normalized.is_empty() || text.ends_with('/') {
         normalized.push('/');
     }
-    Ok(Target::Path(normalized))
+    Ok(Target::Path(Cow::Owned(normalized)))
 }
 
 /// Reduces `http://authority/path` to `/path` (RFC 9112 §3.2.2: servers must
@@ -148,7 +159,7 @@ mod tests {
 
     fn path(raw: &str) -> Result<String, TargetError> {
         decode(raw.as_bytes()).map(|t| match t {
-            Target::Path(p) => p,
+            Target::Path(p) => p.into_owned(),
             Target::Asterisk => "*".into(),
         })
     }
@@ -157,6 +168,11 @@ mod tests {
     fn normalizes_ordinary_paths() {
         assert_eq!(path("/v/a/720p/1.m4s?x=1").unwrap(), "/v/a/720p/1.m4s");
         assert_eq!(path("/v//a///b").unwrap(), "/v/a/b");
+        assert_eq!(path("//").unwrap(), "/");
+        assert_eq!(path("/v//a/").unwrap(), "/v/a/");
+        // Already normal: borrowed, not copied.
+        let raw = b"/p/a.b.c/x/1.m4s";
+        assert!(matches!(decode(raw), Ok(Target::Path(Cow::Borrowed(_)))));
         assert_eq!(path("/v/a%20b").unwrap(), "/v/a b");
         assert_eq!(path("/v/a/").unwrap(), "/v/a/");
         assert_eq!(path("/").unwrap(), "/");
