@@ -15,7 +15,11 @@ fn ticks_per_second() -> f64 {
 
 /// (parent pid, utime + stime in ticks) of one process.
 fn stat(pid: u32) -> Option<(u32, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// (ppid, utime + stime) from the text of a `stat` file.
+fn parse_stat(text: &str) -> Option<(u32, u64)> {
     // The command name may contain spaces; fields resume after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -43,6 +47,28 @@ pub fn cpu_seconds(pid: u32) -> f64 {
                 if ppid == pid {
                     ticks += t;
                 }
+            }
+        }
+    }
+    ticks as f64 / ticks_per_second()
+}
+
+/// CPU seconds used so far by the threads of `pid` whose name starts with
+/// `prefix` (e.g. the engine's `sg-worker-N` serving threads, leaving out
+/// the control plane and housekeeping threads of the same process).
+pub fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+    let mut ticks = 0;
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let Ok(text) = fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let name = text
+                .find('(')
+                .zip(text.rfind(')'))
+                .map_or("", |(a, b)| &text[a + 1..b]);
+            if name.starts_with(prefix) {
+                ticks += parse_stat(&text).map_or(0, |(_, t)| t);
             }
         }
     }

@@ -140,8 +140,8 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
     let check_report = format!(
         "Command: `target/release/streamgate-bench tokens --rounds {} --duration {}` (after `cargo build --release`)  \n\
          `streamgate serve`, {} engine worker(s), 64 KiB body, wrk 1 thread × {} connections, {} s per run, `/v/` and `/p/<token>/` interleaved, medians of {}.\n\n\
-         | path | req per server CPU-s |\n|---|---:|\n| `/v/open/64k.m4s` (open) | {open:.0} |\n| `/p/<token>/gated/64k.m4s` (checked) | {gated:.0} |\n\n\
-         Token check cost: **{:.1} %** of requests per CPU-second (target ≤ 3 %). Per-round gated/open ratios: {}.\n",
+         | path | req per worker CPU-s |\n|---|---:|\n| `/v/open/64k.m4s` (open) | {open:.0} |\n| `/p/<token>/gated/64k.m4s` (checked) | {gated:.0} |\n\n\
+         Token check cost: **{:.1} %** of requests per worker CPU-second (target ≤ 3 %; CPU of the `sg-worker` threads from /proc/<pid>/task). Per-round gated/open ratios: {}.\n",
         o.rounds,
         o.seconds,
         o.threads,
@@ -232,9 +232,11 @@ fn check_cost(
     for round in 0..o.rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let before = procstat::cpu_seconds(pid);
+            // Only the serving workers: the control plane shares the
+            // process and would add its own noise.
+            let before = procstat::thread_cpu_seconds(pid, "sg-worker");
             let w = wrk::run(&urls[i], 1, o.connections, o.seconds)?;
-            let cpu = procstat::cpu_seconds(pid) - before;
+            let cpu = procstat::thread_cpu_seconds(pid, "sg-worker") - before;
             if w.errors > 0.0 {
                 return Err(format!("{} answered {} errors", urls[i], w.errors));
             }

@@ -55,6 +55,55 @@ pub enum Target<'a> {
 
 /// Decodes a raw request-target.
 pub fn decode(raw: &[u8]) -> Result<Target<'_>, TargetError> {
+    // Segment URLs are long (a playback token rides in the path) and almost
+    // always already plain: one pass proves it and borrows the bytes.
+    if let Some(end) = plain_path_len(raw) {
+        if let Ok(path) = std::str::from_utf8(&raw[..end]) {
+            return Ok(Target::Path(Cow::Borrowed(path)));
+        }
+    }
+    decode_general(raw)
+}
+
+/// The length of `raw` up to `?` or `#` when that part is an origin-form
+/// path already in normal form: printable ASCII, no `%` or `\`, no empty,
+/// `.` or `..` segment except a trailing slash. `None` sends the target
+/// through [`decode_general`], which decides (and explains) everything else.
+fn plain_path_len(raw: &[u8]) -> Option<usize> {
+    if raw.first() != Some(&b'/') {
+        return None;
+    }
+    let mut segment_start = 1;
+    let mut end = raw.len();
+    for (i, &b) in raw.iter().enumerate().skip(1) {
+        match b {
+            b'?' | b'#' => {
+                end = i;
+                break;
+            }
+            b'/' => {
+                if !plain_segment(&raw[segment_start..i]) {
+                    return None;
+                }
+                segment_start = i + 1;
+            }
+            b'%' | b'\\' => return None,
+            0x21..=0x7e => {}
+            _ => return None,
+        }
+    }
+    let last = &raw[segment_start..end];
+    // "/" alone, or a trailing slash, leaves an empty last segment: normal.
+    (last.is_empty() || plain_segment(last)).then_some(end)
+}
+
+fn plain_segment(segment: &[u8]) -> bool {
+    !matches!(segment, b"" | b"." | b"..")
+}
+
+/// Every request-target the fast path did not take: absolute form, `*`,
+/// percent-encoding, empty or dot segments, and all refusals.
+fn decode_general(raw: &[u8]) -> Result<Target<'_>, TargetError> {
     if raw == b"*" {
         return Ok(Target::Asterisk);
     }
@@ -179,6 +228,40 @@ mod tests {
         assert_eq!(path("http://example.com/v/a").unwrap(), "/v/a");
         assert_eq!(path("HTTP://example.com").unwrap(), "/");
         assert_eq!(path("*").unwrap(), "*");
+    }
+
+    /// The one-pass fast path and the general decoder agree on every
+    /// target built from the characters that matter, up to four long.
+    #[test]
+    fn fast_path_agrees_with_the_general_decoder() {
+        let alphabet: &[u8] = b"/a.%2e?#\\\x00";
+        let mut targets: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = targets
+                .iter()
+                .flat_map(|t| {
+                    alphabet.iter().map(move |&c| {
+                        let mut t = t.clone();
+                        t.push(c);
+                        t
+                    })
+                })
+                .collect();
+            targets.extend(longer);
+            targets.dedup();
+        }
+        for t in &targets {
+            let general = decode_general(t);
+            assert_eq!(decode(t), general, "{:?}", String::from_utf8_lossy(t));
+            if let Some(end) = plain_path_len(t) {
+                assert_eq!(
+                    general,
+                    Ok(Target::Path(Cow::Borrowed(
+                        std::str::from_utf8(&t[..end]).unwrap()
+                    )))
+                );
+            }
+        }
     }
 
     #[test]
