@@ -73,26 +73,21 @@ fn plain_path_len(raw: &[u8]) -> Option<usize> {
     if raw.first() != Some(&b'/') {
         return None;
     }
-    let mut segment_start = 1;
-    let mut end = raw.len();
-    for (i, &b) in raw.iter().enumerate().skip(1) {
-        match b {
-            b'?' | b'#' => {
-                end = i;
-                break;
-            }
-            b'/' => {
-                if !plain_segment(&raw[segment_start..i]) {
-                    return None;
-                }
-                segment_start = i + 1;
-            }
-            b'%' | b'\\' => return None,
-            0x21..=0x7e => {}
-            _ => return None,
-        }
+    let end = memchr::memchr2(b'?', b'#', raw).unwrap_or(raw.len());
+    let path = &raw[..end];
+    let ordinary =
+        crate::request::all_visible_ascii(path) && memchr::memchr2(b'%', b'\\', path).is_none();
+    if !ordinary {
+        return None;
     }
-    let last = &raw[segment_start..end];
+    let mut segment_start = 1;
+    for slash in memchr::memchr_iter(b'/', &path[1..]).map(|i| i + 1) {
+        if !plain_segment(&path[segment_start..slash]) {
+            return None;
+        }
+        segment_start = slash + 1;
+    }
+    let last = &path[segment_start..];
     // "/" alone, or a trailing slash, leaves an empty last segment: normal.
     (last.is_empty() || plain_segment(last)).then_some(end)
 }
@@ -108,7 +103,7 @@ fn decode_general(raw: &[u8]) -> Result<Target<'_>, TargetError> {
         return Ok(Target::Asterisk);
     }
     let path = strip_absolute_form(raw)?;
-    let path = match path.iter().position(|&b| b == b'?' || b == b'#') {
+    let path = match memchr::memchr2(b'?', b'#', path) {
         Some(i) => &path[..i],
         None => path,
     };
