@@ -1,5 +1,8 @@
 //! `streamgate-bench`: side-by-side benchmarks against an anchor, in one run.
 //!
+//! `streamgate-bench parse` times parsing and decoding an open and a
+//! tokenized request head in-process (what the token in the path costs).
+//!
 //! `streamgate-bench transcode` runs `streamgate transcode` against the
 //! ffmpeg CLI on the same 1080p source and ladder (wall time, PSNR).
 //!
@@ -12,6 +15,7 @@
 
 mod harness;
 mod http;
+mod parse;
 mod procstat;
 mod sendpath;
 mod tokens;
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
             harness::LoadOptions::parse(&args[1..], 3, 4).and_then(|o| sendpath::run(&o))
         }
         Some("sendpath-serve") => serve_one(&args[1..]),
+        Some("parse") => parse::run(markdown_flag(&args[1..]).as_deref()),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -41,6 +46,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The value of `--markdown FILE`, if given.
+fn markdown_flag(args: &[String]) -> Option<std::path::PathBuf> {
+    args.iter()
+        .position(|a| a == "--markdown")
+        .and_then(|i| args.get(i + 1))
+        .map(Into::into)
 }
 
 /// `sendpath-serve MODE PORT FILE`: one experimental responder (internal).
@@ -57,4 +70,5 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
 [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
-       streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]";
+       streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench parse [--markdown FILE]";
