@@ -263,10 +263,17 @@ impl Service {
         let ttl = time::Duration::try_from(self.config.challenge_ttl)
             .unwrap_or(time::Duration::minutes(5));
         let nonce = siwe::generate_nonce();
-        let payload = auth::build(kind, &self.expect, address, chain_id, &nonce, now, ttl)
-            .map_err(|_| {
-                ApiError::malformed("address is not a valid wallet address for this kind")
-            })?;
+        let spec = auth::ChallengeSpec {
+            expect: &self.expect,
+            address,
+            chain_id,
+            nonce: &nonce,
+            now,
+            ttl,
+        };
+        let payload = auth::build(kind, &spec).map_err(|_| {
+            ApiError::malformed("address is not a valid wallet address for this kind")
+        })?;
         let id = random_id(18);
         let expires_at = (now + ttl).unix_timestamp();
         self.store

@@ -9,22 +9,23 @@
 use alloy::dyn_abi::TypedData;
 use alloy::primitives::{Address, Signature};
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::{AuthError, Expect, STATEMENT};
+use super::{AuthError, ChallengeSpec, Expect, STATEMENT};
 
 /// The EIP-712 domain name.
 pub const DOMAIN_NAME: &str = "StreamGate";
 
 /// Builds the typed-data JSON for `address` (0x-hex).
-pub fn challenge(
-    expect: &Expect,
-    address: &str,
-    chain_id: u64,
-    nonce: &str,
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<String, AuthError> {
+pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
+    let ChallengeSpec {
+        expect,
+        address,
+        chain_id,
+        nonce,
+        now,
+        ttl,
+    } = *spec;
     let wallet: Address = address.parse().map_err(|_| AuthError::Malformed)?;
     let typed = json!({
         "types": {
@@ -116,6 +117,7 @@ pub fn recover(typed: &TypedData, signature_hex: &str) -> Result<Address, AuthEr
 mod tests {
     use super::*;
     use crate::auth::test_wallet::{sign_hash, ADDRESS, KEY};
+    use time::Duration;
 
     /// The "Mail" example from EIP-712 itself (eip-712.md and its
     /// Example.js): its hash, and the signature by keccak256("cow").
@@ -175,14 +177,14 @@ mod tests {
     #[test]
     fn sign_in_round_trip_and_refusals() {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let typed = challenge(
-            &expect(),
-            ADDRESS,
-            137,
-            "n0nce123",
+        let typed = challenge(&ChallengeSpec {
+            expect: &expect(),
+            address: ADDRESS,
+            chain_id: 137,
+            nonce: "n0nce123",
             now,
-            Duration::minutes(5),
-        )
+            ttl: Duration::minutes(5),
+        })
         .unwrap();
         let sig = sign(&typed, KEY);
         let later = now + Duration::seconds(5);

@@ -111,21 +111,30 @@ impl Expect {
     }
 }
 
-/// Builds what `address` must sign: message text (SIWE, Solana) or
-/// typed-data JSON (EIP-712). `nonce` must be unique per challenge.
-pub fn build(
-    kind: SignInKind,
-    expect: &Expect,
-    address: &str,
-    chain_id: u64,
-    nonce: &str,
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<String, AuthError> {
+/// What a challenge is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct ChallengeSpec<'a> {
+    /// This server's domain and URI.
+    pub expect: &'a Expect,
+    /// The wallet that must sign: 0x-hex (EVM) or base58 (Solana).
+    pub address: &'a str,
+    /// The EVM chain (ignored for Solana).
+    pub chain_id: u64,
+    /// Unique per challenge.
+    pub nonce: &'a str,
+    /// Issued at.
+    pub now: OffsetDateTime,
+    /// How long the signature may take.
+    pub ttl: Duration,
+}
+
+/// Builds what the wallet must sign: message text (SIWE, Solana) or
+/// typed-data JSON (EIP-712).
+pub fn build(kind: SignInKind, spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
     match kind {
-        SignInKind::Siwe => siwe::challenge(expect, address, chain_id, nonce, now, ttl),
-        SignInKind::Eip712 => eip712::challenge(expect, address, chain_id, nonce, now, ttl),
-        SignInKind::Solana => solana::challenge(expect, address, nonce, now, ttl),
+        SignInKind::Siwe => siwe::challenge(spec),
+        SignInKind::Eip712 => eip712::challenge(spec),
+        SignInKind::Solana => solana::challenge(spec),
     }
 }
 

@@ -7,19 +7,20 @@
 //! recovers to the message's address.
 
 use siwe::{Message, TimeStamp, Version};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::{AuthError, Expect, STATEMENT};
+use super::{AuthError, ChallengeSpec, Expect, STATEMENT};
 
 /// Builds the EIP-4361 message for `address` (0x-hex, 20 bytes).
-pub fn challenge(
-    expect: &Expect,
-    address: &str,
-    chain_id: u64,
-    nonce: &str,
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<String, AuthError> {
+pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
+    let ChallengeSpec {
+        expect,
+        address,
+        chain_id,
+        nonce,
+        now,
+        ttl,
+    } = *spec;
     let address: [u8; 20] = hex::decode(address.trim_start_matches("0x"))
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -76,6 +77,7 @@ pub fn verify(
 mod tests {
     use super::*;
     use crate::auth::test_wallet::{personal_sign, ADDRESS, KEY};
+    use time::Duration;
 
     fn expect() -> Expect {
         Expect {
@@ -111,7 +113,16 @@ mod tests {
     #[test]
     fn sign_in_round_trip_and_every_refusal() {
         let nonce = siwe::generate_nonce();
-        let text = challenge(&expect(), ADDRESS, 137, &nonce, now(), Duration::minutes(5)).unwrap();
+        let here = expect();
+        let spec = ChallengeSpec {
+            expect: &here,
+            address: ADDRESS,
+            chain_id: 137,
+            nonce: &nonce,
+            now: now(),
+            ttl: Duration::minutes(5),
+        };
+        let text = challenge(&spec).unwrap();
         assert!(
             text.starts_with("video.example.com wants you to sign in with your Ethereum account:")
         );
@@ -148,14 +159,10 @@ mod tests {
             verify(&tampered, &sig, &expect(), 1, later),
             Err(AuthError::BadSignature)
         );
-        let someone_else = challenge(
-            &expect(),
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            137,
-            &nonce,
-            now(),
-            Duration::minutes(5),
-        )
+        let someone_else = challenge(&ChallengeSpec {
+            address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            ..spec
+        })
         .unwrap();
         assert_eq!(
             verify(&someone_else, &sig, &expect(), 137, later),

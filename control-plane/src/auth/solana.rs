@@ -3,9 +3,9 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::{AuthError, Expect, STATEMENT};
+use super::{AuthError, ChallengeSpec, STATEMENT};
 
 /// Decodes a base58 Solana address into its ed25519 public key.
 fn public_key(address: &str) -> Result<VerifyingKey, AuthError> {
@@ -18,13 +18,15 @@ fn public_key(address: &str) -> Result<VerifyingKey, AuthError> {
 }
 
 /// Builds the text `address` (base58 public key) signs.
-pub fn challenge(
-    expect: &Expect,
-    address: &str,
-    nonce: &str,
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<String, AuthError> {
+pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
+    let ChallengeSpec {
+        expect,
+        address,
+        nonce,
+        now,
+        ttl,
+        ..
+    } = *spec;
     public_key(address)?;
     let stamp = |t: OffsetDateTime| t.format(&Rfc3339).map_err(|_| AuthError::Malformed);
     Ok(format!(
@@ -56,6 +58,8 @@ mod tests {
     use ed25519_dalek::{Signer, SigningKey};
 
     use super::*;
+    use crate::auth::Expect;
+    use time::Duration;
 
     #[test]
     fn rfc8032_key_signs_in_and_refusals() {
@@ -73,7 +77,15 @@ mod tests {
         let address = bs58::encode(key.verifying_key().as_bytes()).into_string();
         let expect = Expect::from_public_url("https://video.example.com").unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let text = challenge(&expect, &address, "n0nce123", now, Duration::minutes(5)).unwrap();
+        let spec = ChallengeSpec {
+            expect: &expect,
+            address: &address,
+            chain_id: 0,
+            nonce: "n0nce123",
+            now,
+            ttl: Duration::minutes(5),
+        };
+        let text = challenge(&spec).unwrap();
         assert!(
             text.starts_with("video.example.com wants you to sign in with your Solana account:")
         );
@@ -96,7 +108,10 @@ mod tests {
             Err(AuthError::Malformed)
         );
         assert_eq!(
-            challenge(&expect, "not-base58!", "n", now, Duration::minutes(5)),
+            challenge(&ChallengeSpec {
+                address: "not-base58!",
+                ..spec
+            }),
             Err(AuthError::Malformed)
         );
     }
