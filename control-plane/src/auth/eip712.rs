@@ -18,15 +18,7 @@ pub const DOMAIN_NAME: &str = "StreamGate";
 
 /// Builds the typed-data JSON for `address` (0x-hex).
 pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
-    let ChallengeSpec {
-        expect,
-        address,
-        chain_id,
-        nonce,
-        now,
-        ttl,
-    } = *spec;
-    let wallet: Address = address.parse().map_err(|_| AuthError::Malformed)?;
+    let wallet = super::evm_address(spec.address)?;
     let typed = json!({
         "types": {
             "EIP712Domain": [
@@ -44,14 +36,14 @@ pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
             ],
         },
         "primaryType": "SignIn",
-        "domain": {"name": DOMAIN_NAME, "version": "1", "chainId": chain_id},
+        "domain": {"name": DOMAIN_NAME, "version": "1", "chainId": spec.chain_id},
         "message": {
             "wallet": wallet.to_checksum(None),
             "statement": STATEMENT,
-            "uri": expect.uri,
-            "nonce": nonce,
-            "issuedAt": now.unix_timestamp(),
-            "expiresAt": (now + ttl).unix_timestamp(),
+            "uri": spec.expect.uri,
+            "nonce": spec.nonce,
+            "issuedAt": spec.now.unix_timestamp(),
+            "expiresAt": (spec.now + spec.ttl).unix_timestamp(),
         },
     });
     Ok(typed.to_string())

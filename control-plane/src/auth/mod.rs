@@ -128,6 +128,11 @@ pub struct ChallengeSpec<'a> {
     pub ttl: Duration,
 }
 
+/// Parses a 0x-hex EVM address.
+fn evm_address(text: &str) -> Result<alloy::primitives::Address, AuthError> {
+    text.parse().map_err(|_| AuthError::Malformed)
+}
+
 /// Builds what the wallet must sign: message text (SIWE, Solana) or
 /// typed-data JSON (EIP-712).
 pub fn build(kind: SignInKind, spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {

@@ -13,28 +13,20 @@ use super::{AuthError, ChallengeSpec, Expect, STATEMENT};
 
 /// Builds the EIP-4361 message for `address` (0x-hex, 20 bytes).
 pub fn challenge(spec: &ChallengeSpec<'_>) -> Result<String, AuthError> {
-    let ChallengeSpec {
-        expect,
-        address,
-        chain_id,
-        nonce,
-        now,
-        ttl,
-    } = *spec;
-    let address: [u8; 20] = hex::decode(address.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(AuthError::Malformed)?;
     let message = Message {
-        domain: expect.domain.parse().map_err(|_| AuthError::Malformed)?,
-        address,
+        domain: spec
+            .expect
+            .domain
+            .parse()
+            .map_err(|_| AuthError::Malformed)?,
+        address: super::evm_address(spec.address)?.into_array(),
         statement: Some(STATEMENT.into()),
-        uri: expect.uri.parse().map_err(|_| AuthError::Malformed)?,
+        uri: spec.expect.uri.parse().map_err(|_| AuthError::Malformed)?,
         version: Version::V1,
-        chain_id,
-        nonce: nonce.to_string(),
-        issued_at: TimeStamp::from(now),
-        expiration_time: Some(TimeStamp::from(now + ttl)),
+        chain_id: spec.chain_id,
+        nonce: spec.nonce.to_string(),
+        issued_at: TimeStamp::from(spec.now),
+        expiration_time: Some(TimeStamp::from(spec.now + spec.ttl)),
         not_before: None,
         request_id: None,
         resources: Vec::new(),
