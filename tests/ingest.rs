@@ -13,31 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::wallet::ApiReply;
-use common::{Engine, Options, Scratch};
+use common::{clip, decoded_video_frames, Engine, Options, Scratch};
 use streamgate_net::client::Connection;
 
 const FRAMES: u32 = 5 * 25;
-
-fn clip(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("holiday.mp4");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=320x240:rate=25:duration=5")
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=5"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
 
 fn appliance() -> Engine {
     Engine::start_with(
@@ -100,48 +79,10 @@ fn flaky_proxy(target: SocketAddr, cut_after: u64) -> (SocketAddr, Arc<AtomicBoo
     (addr, cut)
 }
 
-/// Frames of the first video stream ffmpeg decodes from `url`, and whether
-/// it decoded without a single error.
-fn decoded_frames(url: &str) -> u32 {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            url,
-            "-map",
-            "0:v:0",
-            "-f",
-            "null",
-            "-",
-            "-progress",
-            "pipe:1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg on {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .filter_map(|v| v.trim().parse().ok())
-        .next_back()
-        .unwrap_or(0)
-}
-
 #[test]
 fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
     let s = Scratch::new("ingest");
-    let input = clip(&s.0);
+    let input = clip(&s.0, "holiday.mp4", "320x240", 5, true);
     let size = std::fs::metadata(&input).unwrap().len();
     assert!(
         size > 120_000,
@@ -198,11 +139,11 @@ fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
 
     // ffmpeg decodes both manifests from the engine, every frame.
     assert_eq!(
-        decoded_frames(&format!("http://{}/v/holiday/master.m3u8", e.addr)),
+        decoded_video_frames(&format!("http://{}/v/holiday/master.m3u8", e.addr)),
         FRAMES
     );
     assert_eq!(
-        decoded_frames(&format!("http://{}/v/holiday/manifest.mpd", e.addr)),
+        decoded_video_frames(&format!("http://{}/v/holiday/manifest.mpd", e.addr)),
         FRAMES
     );
 }

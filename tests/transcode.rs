@@ -4,47 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Engine, Options, Scratch};
-
-/// Makes a clip with the ffmpeg CLI.
-fn clip(dir: &Path, name: &str, size: &str, seconds: u32, audio: bool) -> PathBuf {
-    let path = dir.join(name);
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc2=size={size}:rate=25"),
-    ]);
-    if audio {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
-    }
-    cmd.args([
-        "-t",
-        &seconds.to_string(),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-    ]);
-    if audio {
-        cmd.args(["-c:a", "aac", "-shortest"]);
-    }
-    let status = cmd
-        .arg(&path)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg could not make {name}");
-    path
-}
+use common::{clip, decodes_cleanly, Engine, Options, Scratch};
 
 fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_streamgate"))
@@ -95,20 +58,6 @@ fn ffprobe(args: &[&str], target: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// ffmpeg decodes every stream to the end; stderr at `-v error` stays empty.
-fn decodes_cleanly(target: &str) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", target, "-map", "0", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ffmpeg failed on {target}");
-    assert!(
-        out.stderr.is_empty(),
-        "{target}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn leftovers(parent: &Path) -> Vec<String> {

@@ -14,6 +14,80 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// Makes a clip with the ffmpeg CLI.
+pub fn clip(dir: &Path, name: &str, size: &str, seconds: u32, audio: bool) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=25"),
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+    }
+    cmd.args([
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if audio {
+        cmd.args(["-c:a", "aac", "-shortest"]);
+    }
+    let status = cmd
+        .arg(&path)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    path
+}
+
+/// Has ffmpeg decode `target` with `-map <map>` to the end, and asserts it
+/// succeeded with nothing on stderr at `-v error`; returns ffmpeg's
+/// `-progress` report.
+fn decode(target: &str, map: &str) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i", target, "-map", map])
+        .args(["-f", "null", "-", "-progress", "pipe:1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg failed on {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// ffmpeg decodes every stream to the end; stderr at `-v error` stays empty.
+pub fn decodes_cleanly(target: &str) {
+    decode(target, "0");
+}
+
+/// Frames of the first video stream, decoded cleanly to the end.
+pub fn decoded_video_frames(target: &str) -> u32 {
+    decode(target, "0:v:0")
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|v| v.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
 /// A small packaged asset (Contract 2) with the real shape — master and
 /// media playlists, MPD, init and segments, relative URIs — and synthetic
 /// bytes: enough to follow every URI through the token path.
