@@ -22,6 +22,13 @@ impl Database {
                  (it starts PostgreSQL), or export the URL printed by scripts/postgres.sh"
             );
         };
+        // psql takes anything that is not a URL as a database name and
+        // falls back to the local socket as the current user, which hides
+        // the real mistake behind "role does not exist".
+        assert!(
+            admin_url.starts_with("postgres://") && !admin_url.contains(char::is_whitespace),
+            "SG_TEST_POSTGRES must be one postgres:// URL, got {admin_url:?}"
+        );
         let name = format!(
             "sgt_{}_{}",
             std::process::id(),
