@@ -92,6 +92,7 @@ pub struct EngineSection {
     upload_max_bytes: Option<u64>,
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
+    upload_expiry: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -299,6 +300,12 @@ impl FileConfig {
                 .clone()
                 .unwrap_or_else(|| "1080,720,480,360".into()),
             segment_seconds: e.upload_segment_seconds.unwrap_or(4).clamp(1, 30),
+            expiry: match &e.upload_expiry {
+                Some(text) => {
+                    parse_duration(text).map_err(|err| format!("engine.upload_expiry: {err}"))?
+                }
+                None => Duration::from_secs(24 * 3600),
+            },
         });
         let workers = e.job_workers.unwrap_or(1);
         c.jobs = (workers > 0).then(|| JobsConfig {

@@ -55,6 +55,28 @@ pub struct IngestArgs {
 /// Attempts per chunk before giving up.
 const MAX_RETRIES: u32 = 8;
 
+/// Why a round of the upload loop failed.
+enum Failure {
+    /// Worth another try from the server's offset: a broken connection, a
+    /// 5xx, a chunk the server discarded (460).
+    Transient(String),
+    /// The server no longer has the upload (404, or 410 once it expired):
+    /// retrying cannot help.
+    Gone(u16),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Transient(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Failure::Transient(e.into())
+    }
+}
+
 struct Server {
     addr: SocketAddr,
     base: String,
@@ -228,7 +250,7 @@ fn upload(
     let mut failures = 0u32;
     let mut chunk = vec![0u8; chunk_size];
     loop {
-        let result = (|| -> Result<u64, String> {
+        let result = (|| -> Result<u64, Failure> {
             let conn = match connection.as_mut() {
                 Some(c) => c,
                 None => connection.insert(server.connect()?),
@@ -265,7 +287,7 @@ fn upload(
             reply
                 .header("Upload-Offset")
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| "no Upload-Offset".to_string())
+                .ok_or_else(|| "no Upload-Offset".into())
         })();
         match result {
             Ok(at) => {
@@ -282,7 +304,14 @@ fn upload(
                     return Ok(());
                 }
             }
-            Err(e) => {
+            Err(Failure::Gone(status)) => {
+                bar.finish();
+                return Err(format!(
+                    "the server no longer has this upload (HTTP {status}: it expired after a \
+                     long pause, or was removed); run the command again to start a new one"
+                ));
+            }
+            Err(Failure::Transient(e)) => {
                 failures += 1;
                 bar.finish();
                 if failures > MAX_RETRIES {
@@ -302,13 +331,14 @@ fn upload(
     }
 }
 
-fn expect(reply: &Reply, status: u16) -> Result<(), String> {
+fn expect(reply: &Reply, status: u16) -> Result<(), Failure> {
     if reply.status == status {
         return Ok(());
     }
     Err(match reply.status {
-        460 => "checksum mismatch (460): the server discarded the chunk".into(),
-        s => format!("HTTP {s}"),
+        404 | 410 => Failure::Gone(reply.status),
+        460 => Failure::Transient("checksum mismatch (460): the server discarded the chunk".into()),
+        s => Failure::Transient(format!("HTTP {s}")),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The appliance end to end over real sockets: `streamgate serve` →
 //! `streamgate ingest` (tus 1.0) through a proxy that cuts the upload's
 //! connection → the CLI resumes → transcoded → ready → ffmpeg decodes HLS
-//! and DASH from the engine to the last frame. Plus the tus refusals.
+//! and DASH from the engine to the last frame. Plus the tus refusals and
+//! the expiry of abandoned uploads.
 
 mod common;
 
@@ -18,11 +19,16 @@ use streamgate_net::client::Connection;
 const FRAMES: u32 = 5 * 25;
 
 fn appliance() -> Engine {
+    appliance_with("")
+}
+
+fn appliance_with(engine_toml: &str) -> Engine {
     Engine::start_with(
         Options {
             open: false,
-            engine_toml: "job_workers = 1\nupload_ladder = \"240\"\nupload_max_bytes = 50000000"
-                .into(),
+            engine_toml: format!(
+                "job_workers = 1\nupload_ladder = \"240\"\nupload_max_bytes = 50000000\n{engine_toml}"
+            ),
             ..Options::default()
         },
         |_| {},
@@ -183,7 +189,7 @@ fn tus_refusals_and_termination() {
     assert_eq!(options.status, 204);
     assert_eq!(
         options.header("Tus-Extension"),
-        Some("creation,checksum,termination")
+        Some("creation,checksum,termination,expiration")
     );
     assert_eq!(options.header("Tus-Checksum-Algorithm"), Some("sha256"));
     // No or a wrong token.
@@ -295,4 +301,101 @@ fn tus_refusals_and_termination() {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Seconds from now until an `Upload-Expires` date.
+fn expires_in(reply: &streamgate_net::client::Reply) -> f64 {
+    let text = reply.header("Upload-Expires").expect("Upload-Expires");
+    let at = httpdate::parse_http_date(text).expect("an HTTP date");
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+#[test]
+fn abandoned_uploads_expire_and_progress_keeps_one_alive() {
+    const EXPIRY: u64 = 3;
+    let e = appliance_with(&format!("upload_expiry = \"{EXPIRY}s\""));
+    let uploads = e.scratch.0.join("uploads");
+    let create = |length: u64| {
+        let created = tus(
+            &e,
+            "POST",
+            "/upload/",
+            &[format!("Upload-Length: {length}")],
+            &[],
+        );
+        assert_eq!(created.status, 201);
+        // The stamp is whole seconds, so up to one second early.
+        let left = expires_in(&created);
+        assert!(
+            left > EXPIRY as f64 - 1.5 && left <= EXPIRY as f64 + 0.5,
+            "{left}"
+        );
+        (
+            created.header("Location").unwrap().to_string(),
+            created.header("StreamGate-Asset").unwrap().to_string(),
+        )
+    };
+    let patch = |location: &str, offset: u64, body: &[u8]| {
+        tus(
+            &e,
+            "PATCH",
+            location,
+            &[
+                "Content-Type: application/offset+octet-stream".into(),
+                format!("Upload-Offset: {offset}"),
+            ],
+            body,
+        )
+    };
+    let files_of = |location: &str| {
+        let id = location.rsplit('/').next().unwrap().to_string();
+        std::fs::read_dir(&uploads)
+            .unwrap()
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&id)
+            })
+            .count()
+    };
+    let (abandoned, abandoned_asset) = create(100);
+    let first = patch(&abandoned, 0, b"abcd");
+    assert_eq!(first.status, 204);
+    assert!(expires_in(&first) > EXPIRY as f64 - 1.5);
+    assert_eq!(files_of(&abandoned), 2, "data and state on disk");
+
+    // A second upload sends a byte every half second for twice the expiry:
+    // each accepted chunk pushes its expiry forward, so it never lapses.
+    let (busy, busy_asset) = create(100);
+    let rounds = 4 * EXPIRY;
+    for offset in 0..rounds {
+        let reply = patch(&busy, offset, b"x");
+        assert_eq!(reply.status, 204, "chunk {offset}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let head = tus(&e, "HEAD", &busy, &[], &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Upload-Offset"), Some(&*rounds.to_string()));
+    assert!(expires_in(&head) > 0.0);
+    assert!(e
+        .cli(&["asset", "show", &busy_asset], &[])
+        .contains("status:  uploading"));
+
+    // The abandoned one is gone by now (swept or refused with 410 on
+    // sight): its bytes, its state, and its `uploading` asset.
+    let head = tus(&e, "HEAD", &abandoned, &[], &[]);
+    assert!(matches!(head.status, 404 | 410), "{}", head.status);
+    assert_eq!(patch(&abandoned, 4, b"efgh").status, 404);
+    assert_eq!(files_of(&abandoned), 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["asset", "show", &abandoned_asset, "--config"])
+        .arg(e.config_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the abandoned asset is still listed");
 }

@@ -79,6 +79,9 @@ pub struct IngestConfig {
     pub ladder: String,
     /// Segment length for the transcode job.
     pub segment_seconds: u32,
+    /// How long an unfinished upload lives after its last accepted chunk
+    /// (tus `expiration`); then its bytes and its `uploading` asset go.
+    pub expiry: std::time::Duration,
 }
 
 /// The job runner: workers taking transcode jobs from a durable spool.

@@ -95,10 +95,10 @@ impl Engine {
                 runner
                     .report_to(Arc::clone(&control), config.root.clone())
                     .map_err(EngineError::Worker)?;
-                Some(Arc::new(
-                    Ingest::new(&config, ingest.clone(), control, runner.spool())
+                Some(
+                    Ingest::start(&config, ingest.clone(), control, runner.spool())
                         .map_err(EngineError::Worker)?,
-                ))
+                )
             }
             _ => None,
         };

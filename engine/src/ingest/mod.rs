@@ -1,5 +1,5 @@
 //! Resumable ingest at `/upload/` on the engine's listener: the tus 1.0
-//! protocol (core, creation, checksum with sha256, termination), which tus
+//! protocol (core, creation, checksum with sha256, termination, expiration), which tus
 //! clients and Uppy speak.
 //!
 //! Uploads are rare and heavy, and writing to disk would stall a serving
@@ -7,6 +7,9 @@
 //! connection (a duplicate of its descriptor and the bytes already read) to
 //! a thread of its own here, with plain blocking I/O. The serving cores
 //! never touch upload bodies.
+//!
+//! An unfinished upload expires `upload_expiry` after its last accepted
+//! chunk (tus `expiration`, see `expiry`).
 //!
 //! Life of an upload: `POST` registers the asset (`uploading`) with the
 //! control plane and creates `<uploads>/<id>.part`; each `PATCH` appends at
@@ -17,6 +20,7 @@
 //! asset becomes `queued` and a transcode job is submitted. Nothing is
 //! queued or published from an upload that does not verify.
 
+mod expiry;
 mod store;
 mod tus;
 
@@ -51,14 +55,14 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Opens the upload directory.
-    pub fn new(
+    /// Opens the upload directory and starts sweeping expired uploads.
+    pub fn start(
         engine: &EngineConfig,
         config: IngestConfig,
         control: Arc<ControlClient>,
         spool: Arc<Spool>,
-    ) -> std::io::Result<Self> {
-        Ok(Self {
+    ) -> std::io::Result<Arc<Self>> {
+        let ingest = Arc::new(Self {
             store: Store::open(config.dir.clone())?,
             config,
             control,
@@ -69,7 +73,38 @@ impl Ingest {
             send_timeout: engine.send_timeout,
             busy: Mutex::default(),
             active: AtomicUsize::new(0),
-        })
+        });
+        expiry::start_sweeper(&ingest)?;
+        Ok(ingest)
+    }
+
+    /// Marks an upload as being worked on (a PATCH, a DELETE, the sweeper);
+    /// false when someone else already is.
+    fn claim(&self, id: &str) -> bool {
+        self.busy
+            .lock()
+            .map(|mut b| b.insert(id.to_string()))
+            .unwrap_or(false)
+    }
+
+    fn release(&self, id: &str) {
+        if let Ok(mut b) = self.busy.lock() {
+            b.remove(id);
+        }
+    }
+
+    /// Removes an upload's files and, if it never completed, its asset
+    /// (nothing stands behind it). The caller holds the claim.
+    fn discard(&self, id: &str, upload: &store::Upload) {
+        self.store.remove(id, upload);
+        if !upload.complete {
+            if let Err(e) = self.control.delete_asset(&upload.asset) {
+                eprintln!(
+                    "streamgate engine: ingest: removing asset {}: {e}",
+                    upload.asset
+                );
+            }
+        }
     }
 
     /// Takes over a connection whose next request is for `/upload`:

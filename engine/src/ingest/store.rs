@@ -27,6 +27,18 @@ pub struct Upload {
     /// All bytes arrived, verified and handed to the job runner.
     #[serde(default)]
     pub complete: bool,
+    /// When an unfinished upload expires (Unix seconds); pushed forward by
+    /// every accepted chunk. 0: not stamped yet (a state file from before
+    /// expiry existed); the sweeper stamps it.
+    #[serde(default)]
+    pub expires: u64,
+}
+
+impl Upload {
+    /// Whether it is unfinished and past its expiry at `now` (Unix seconds).
+    pub fn expired(&self, now: u64) -> bool {
+        !self.complete && self.expires != 0 && self.expires <= now
+    }
 }
 
 /// The upload directory.
@@ -81,6 +93,19 @@ impl Store {
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, self.state_path(id))
+    }
+
+    /// The ids of every upload with a state file.
+    pub fn ids(&self) -> std::io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(id) = name.strip_suffix(".toml").filter(|id| !id.starts_with('.')) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
     }
 
     /// Opens the data file for writing at the current offset.

@@ -14,6 +14,7 @@ use streamgate_net::request::{self, find_field, Method, Parsed};
 use streamgate_net::response::{DateCache, HeadWriter};
 use streamgate_token::{constant_time_eq, is_asset_id};
 
+use super::expiry::{self, unix_now};
 use super::store::Upload;
 use super::Ingest;
 
@@ -77,7 +78,8 @@ fn write_answer(
         .header(
             "Access-Control-Expose-Headers",
             "Location, Upload-Offset, Upload-Length, Upload-Metadata, Tus-Resumable, \
-             Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, StreamGate-Asset",
+             Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Expires, \
+             StreamGate-Asset",
         );
     for (name, value) in &answer.headers {
         w.header(name, value);
@@ -194,7 +196,7 @@ fn handle(
             )
             .with("Access-Control-Max-Age", 600)
             .with("Tus-Version", TUS_VERSION)
-            .with("Tus-Extension", "creation,checksum,termination")
+            .with("Tus-Extension", "creation,checksum,termination,expiration")
             .with("Tus-Checksum-Algorithm", "sha256")
             .with("Tus-Max-Size", ingest.config.max_bytes);
     }
@@ -294,6 +296,7 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
         filename,
         sha256,
         complete: false,
+        expires: expiry::from_now(ingest),
     };
     if let Err(e) = ingest.store.create(&id, &upload) {
         eprintln!("streamgate engine: ingest: {e}");
@@ -302,58 +305,59 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
     }
     Answer::new(201)
         .with("Location", format!("/upload/{id}"))
+        .with("Upload-Expires", expiry::http_date(upload.expires))
         .with("StreamGate-Asset", asset)
 }
 
-fn status(ingest: &Ingest, id: &str) -> Answer {
-    match ingest.store.load(id) {
-        Some(u) => {
-            let mut a = Answer::new(200)
-                .with("Upload-Offset", u.offset)
-                .with("Upload-Length", u.length)
-                .with("StreamGate-Asset", &u.asset);
-            if !u.metadata.is_empty() {
-                a = a.with("Upload-Metadata", &u.metadata);
-            }
-            a
-        }
-        None => Answer::new(404),
+/// An upload that is still there: 404 for one never made (or removed),
+/// 410 for one past its expiry (removed now, unless a request holds it).
+fn live_upload(ingest: &Ingest, id: &str) -> Result<Upload, Answer> {
+    let upload = ingest.store.load(id).ok_or_else(|| Answer::new(404))?;
+    if !upload.expired(unix_now()) {
+        return Ok(upload);
     }
+    if ingest.claim(id) {
+        ingest.discard(id, &upload);
+        ingest.release(id);
+    }
+    Err(Answer::new(410))
+}
+
+/// `Upload-Expires` for an unfinished upload.
+fn with_expiry(answer: Answer, upload: &Upload) -> Answer {
+    if upload.complete || upload.expires == 0 {
+        answer
+    } else {
+        answer.with("Upload-Expires", expiry::http_date(upload.expires))
+    }
+}
+
+fn status(ingest: &Ingest, id: &str) -> Answer {
+    let u = match live_upload(ingest, id) {
+        Ok(u) => u,
+        Err(answer) => return answer,
+    };
+    let mut a = Answer::new(200)
+        .with("Upload-Offset", u.offset)
+        .with("Upload-Length", u.length)
+        .with("StreamGate-Asset", &u.asset);
+    if !u.metadata.is_empty() {
+        a = a.with("Upload-Metadata", &u.metadata);
+    }
+    with_expiry(a, &u)
 }
 
 fn terminate(ingest: &Ingest, id: &str) -> Answer {
-    let Some(upload) = ingest.store.load(id) else {
-        return Answer::new(404);
+    let upload = match live_upload(ingest, id) {
+        Ok(u) => u,
+        Err(answer) => return answer,
     };
-    if !claim(ingest, id) {
+    if !ingest.claim(id) {
         return Answer::new(423);
     }
-    ingest.store.remove(id, &upload);
-    release(ingest, id);
-    if !upload.complete {
-        // Never finished: the asset has nothing behind it.
-        if let Err(e) = ingest.control.delete_asset(&upload.asset) {
-            eprintln!(
-                "streamgate engine: ingest: removing asset {}: {e}",
-                upload.asset
-            );
-        }
-    }
+    ingest.discard(id, &upload);
+    ingest.release(id);
     Answer::new(204)
-}
-
-fn claim(ingest: &Ingest, id: &str) -> bool {
-    ingest
-        .busy
-        .lock()
-        .map(|mut b| b.insert(id.to_string()))
-        .unwrap_or(false)
-}
-
-fn release(ingest: &Ingest, id: &str) {
-    if let Ok(mut b) = ingest.busy.lock() {
-        b.remove(id);
-    }
 }
 
 fn patch(
@@ -367,8 +371,9 @@ fn patch(
     if field(head, "Content-Type") != Some("application/offset+octet-stream") {
         return Answer::new(415).closing();
     }
-    let Some(mut upload) = ingest.store.load(id) else {
-        return Answer::new(404).closing();
+    let mut upload = match live_upload(ingest, id) {
+        Ok(u) => u,
+        Err(answer) => return answer.closing(),
     };
     if upload.complete {
         return Answer::new(409)
@@ -394,7 +399,7 @@ fn patch(
             _ => return Answer::new(400).closing(),
         },
     };
-    if !claim(ingest, id) {
+    if !ingest.claim(id) {
         return Answer::new(423).closing();
     }
     let answer = receive(
@@ -406,7 +411,7 @@ fn patch(
         stream,
         buf,
     );
-    release(ingest, id);
+    ingest.release(id);
     answer
 }
 
@@ -474,6 +479,8 @@ fn receive(
         return Answer::new(500).closing();
     }
     upload.offset = start + written;
+    // Progress keeps an upload alive.
+    upload.expires = expiry::from_now(ingest);
     if let Err(e) = ingest.store.save(id, upload) {
         eprintln!("streamgate engine: ingest: {e}");
         let _ = file.set_len(start);
@@ -487,7 +494,10 @@ fn receive(
             return answer;
         }
     }
-    Answer::new(204).with("Upload-Offset", upload.offset)
+    with_expiry(
+        Answer::new(204).with("Upload-Offset", upload.offset),
+        upload,
+    )
 }
 
 /// The last byte arrived: verify the whole file, queue the transcode.

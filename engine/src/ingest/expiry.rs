@@ -1,0 +1,72 @@
+//! The tus `expiration` extension: an unfinished upload lives for
+//! `upload_expiry` after its last accepted chunk. Past that, a request for it
+//! answers 410 and a sweeper thread removes its bytes and its `uploading`
+//! asset, so abandoned uploads do not fill the disk or the asset list.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Ingest;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `Upload-Expires` value for an expiry stamp.
+pub fn http_date(expires: u64) -> String {
+    streamgate_net::conditional::http_date(UNIX_EPOCH + Duration::from_secs(expires))
+}
+
+/// The expiry stamp for an upload that made progress now.
+pub fn from_now(ingest: &Ingest) -> u64 {
+    unix_now() + ingest.config.expiry.as_secs().max(1)
+}
+
+/// Starts the sweeper. It looks often enough that an upload outlives its
+/// expiry by at most a quarter of it (a minute at most).
+pub fn start_sweeper(ingest: &Arc<Ingest>) -> std::io::Result<()> {
+    let every = (ingest.config.expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let ingest = Arc::clone(ingest);
+    std::thread::Builder::new()
+        .name("sg-ingest-sweep".into())
+        .spawn(move || loop {
+            sweep(&ingest);
+            std::thread::sleep(every);
+        })?;
+    Ok(())
+}
+
+/// One pass over the upload directory.
+fn sweep(ingest: &Ingest) {
+    let ids = match ingest.store.ids() {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!("streamgate engine: ingest sweep: {e}");
+            return;
+        }
+    };
+    let now = unix_now();
+    for id in ids {
+        let Some(mut upload) = ingest.store.load(&id) else {
+            continue;
+        };
+        if upload.complete {
+            continue;
+        }
+        if upload.expires == 0 {
+            // Stamped from now on: an old state file gets the full period.
+            upload.expires = from_now(ingest);
+            let _ = ingest.store.save(&id, &upload);
+        } else if upload.expired(now) && ingest.claim(&id) {
+            eprintln!(
+                "streamgate engine: ingest: upload {id} (asset {}) expired at {} bytes of {}; removed",
+                upload.asset, upload.offset, upload.length
+            );
+            ingest.discard(&id, &upload);
+            ingest.release(&id);
+        }
+    }
+}
