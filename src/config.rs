@@ -89,6 +89,7 @@ pub struct EngineSection {
     job_workers: Option<usize>,
     job_attempts: Option<u32>,
     job_preset: Option<String>,
+    job_retention: Option<String>,
     upload_max_bytes: Option<u64>,
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
@@ -308,11 +309,18 @@ impl FileConfig {
             },
         });
         let workers = e.job_workers.unwrap_or(1);
+        let retention = match &e.job_retention {
+            Some(text) => {
+                parse_duration(text).map_err(|err| format!("engine.job_retention: {err}"))?
+            }
+            None => Duration::from_secs(7 * 86_400),
+        };
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),
             workers,
             max_attempts: e.job_attempts.unwrap_or(3),
             preset: e.job_preset.clone().unwrap_or_else(|| "veryfast".into()),
+            retention,
         });
         Ok(c)
     }
@@ -354,7 +362,7 @@ fn apply_env(
     Ok(())
 }
 
-/// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
+/// Parses `250ms`, `10s`, `5m`, `1h`, `7d` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -370,6 +378,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Some(Duration::from_secs(n)),
         "m" => secs(60),
         "h" => secs(3600),
+        "d" => secs(86_400),
         _ => None,
     }
     .ok_or_else(|| format!("`{text}` is not a duration like 10s or 250ms"))
@@ -384,6 +393,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("10 parsecs").is_err());

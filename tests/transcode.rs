@@ -452,3 +452,36 @@ fn a_gated_asset_plays_through_its_token_path() {
     decodes_cleanly(&format!("http://{}/p/{token}/gated/manifest.mpd", e.addr));
     assert_eq!(e.get("/v/gated/master.m3u8", "").status, 404);
 }
+
+#[test]
+fn finished_jobs_leave_the_spool_after_the_retention() {
+    let s = Scratch::new("tc-retention");
+    let bad = s.0.join("bad.mp4");
+    std::fs::write(&bad, b"not a video at all").unwrap();
+    let e = Engine::start_with(
+        Options {
+            engine_toml: "job_workers = 1\njob_attempts = 1\njob_retention = \"2s\"".into(),
+            ..Options::default()
+        },
+        |_| {},
+    );
+    let id = queue(&e, &bad, &e.root.join("broken"));
+    wait_jobs(&e, "the job to fail", |l| {
+        l.contains(&format!("{id} failed"))
+    });
+    // Pruned once the retention has passed, at the next sweep (every second here).
+    let listing = wait_jobs(&e, "the finished job to be pruned", |l| !l.contains(&id));
+    assert!(listing.trim().is_empty(), "{listing}");
+    assert_eq!(
+        std::fs::read_dir(e.scratch.0.join("jobs"))
+            .unwrap()
+            .filter(|f| f
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml"))
+            .count(),
+        0
+    );
+}

@@ -95,6 +95,8 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     /// x264 preset.
     pub preset: String,
+    /// How long finished jobs stay in the spool (and in `/jobs`).
+    pub retention: std::time::Duration,
 }
 
 impl EngineConfig {

@@ -36,6 +36,8 @@ impl Runner {
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
+        prune_finished(Arc::clone(&spool), config.retention, Arc::clone(&stop))
+            .map_err(|e| e.to_string())?;
         jobs::spawn_workers(
             Arc::clone(&spool),
             config.workers,
@@ -117,6 +119,29 @@ impl Runner {
         }
         out
     }
+}
+
+/// Prunes finished jobs older than `retention`, at start and then every
+/// quarter of it (at most an hour apart).
+fn prune_finished(
+    spool: Arc<Spool>,
+    retention: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    std::thread::Builder::new()
+        .name("sg-job-prune".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match spool.prune(retention) {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!("streamgate engine: pruned {n} finished job(s)"),
+                    Err(e) => eprintln!("streamgate engine: pruning jobs: {e}"),
+                }
+                std::thread::sleep(every);
+            }
+        })?;
+    Ok(())
 }
 
 /// The asset a job publishes, when its output is `<root>/<asset-id>`.

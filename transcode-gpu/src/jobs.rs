@@ -8,6 +8,10 @@
 //! After `max_attempts` failed attempts a job is `failed` with its last
 //! error. Half-built output of an interrupted attempt (a staging directory)
 //! is removed before the retry.
+//!
+//! Finished jobs (done or failed) are pruned once their file — last written
+//! when they finished — is older than the retention: every listing reads the
+//! whole spool, and an asset's outcome lives on in the control plane.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -168,6 +172,29 @@ impl Spool {
         Ok(jobs)
     }
 
+    /// Removes finished (done or failed) jobs whose last state change is
+    /// older than `keep`; returns how many went. Queued and running jobs
+    /// stay whatever their age.
+    pub fn prune(&self, keep: Duration) -> Result<usize, TranscodeError> {
+        let cutoff = SystemTime::now().checked_sub(keep).unwrap_or(UNIX_EPOCH);
+        let mut removed = 0;
+        for job in self.list()? {
+            if !matches!(job.state, State::Done | State::Failed) {
+                continue;
+            }
+            let path = self.job_path(&job.id);
+            let finished = fs::metadata(&path).and_then(|m| m.modified());
+            if finished.is_ok_and(|t| t < cutoff) && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn job_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.toml"))
+    }
+
     /// Live progress of every running job.
     pub fn live(&self) -> HashMap<String, Live> {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
@@ -268,7 +295,7 @@ impl Spool {
     fn save(&self, job: &Job) -> Result<(), TranscodeError> {
         let text = toml::to_string(job)
             .map_err(|e| TranscodeError::Encode(format!("encoding job {}: {e}", job.id)))?;
-        let path = self.dir.join(format!("{}.toml", job.id));
+        let path = self.job_path(&job.id);
         let tmp = self.dir.join(format!(".{}.toml.tmp", job.id));
         let write = || -> std::io::Result<()> {
             let mut file = File::create(&tmp)?;
@@ -296,4 +323,47 @@ pub fn spawn_workers(
             .spawn(move || spool.work(gpu, &preset, &stop))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_removes_only_old_finished_jobs() {
+        let dir = std::env::temp_dir().join(format!("sg-spool-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir, 3).unwrap();
+        let mut ids = Vec::new();
+        for state in [State::Done, State::Failed, State::Queued, State::Done] {
+            let id = spool
+                .submit(Path::new("in.mp4"), Path::new("out"), "240", 4)
+                .unwrap();
+            let mut job = spool
+                .list()
+                .unwrap()
+                .into_iter()
+                .find(|j| j.id == id)
+                .unwrap();
+            job.state = state;
+            spool.save(&job).unwrap();
+            ids.push(id);
+        }
+        // The first three finished (or were queued) two days ago.
+        let long_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for id in &ids[..3] {
+            File::options()
+                .write(true)
+                .open(spool.job_path(id))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(spool.prune(Duration::from_secs(86_400)).unwrap(), 2);
+        let left: Vec<String> = spool.list().unwrap().into_iter().map(|j| j.id).collect();
+        // The old queued job and the recent done one stay.
+        assert_eq!(left, vec![ids[2].clone(), ids[3].clone()]);
+        assert_eq!(spool.prune(Duration::from_secs(86_400)).unwrap(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
