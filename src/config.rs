@@ -55,6 +55,8 @@ pub struct ControlSection {
 pub struct ChainSection {
     rpc: Vec<String>,
     timeout: Option<String>,
+    breaker_failures: Option<u32>,
+    breaker_open: Option<String>,
 }
 
 /// `[nft]`
@@ -202,15 +204,17 @@ impl FileConfig {
             if chain.rpc.is_empty() {
                 return Err(format!("[chains.{id}]: rpc needs at least one URL"));
             }
-            let timeout = match &chain.timeout {
-                Some(t) => parse_duration(t).map_err(|e| format!("chains.{id}.timeout: {e}"))?,
-                None => Duration::from_secs(3),
+            let duration = |value: &Option<String>, key: &str, default: u64| match value {
+                Some(t) => parse_duration(t).map_err(|e| format!("chains.{id}.{key}: {e}")),
+                None => Ok(Duration::from_secs(default)),
             };
             c.chains.insert(
                 chain_id,
                 ChainConfig {
                     rpc: chain.rpc.clone(),
-                    timeout,
+                    timeout: duration(&chain.timeout, "timeout", 3)?,
+                    breaker_failures: chain.breaker_failures.unwrap_or(3).max(1),
+                    breaker_open: duration(&chain.breaker_open, "breaker_open", 10)?,
                 },
             );
         }

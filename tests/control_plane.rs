@@ -13,6 +13,11 @@ use common::{free_addr, packaged_asset, Engine, Options};
 use serde_json::json;
 
 fn serve(chain_rpc: &[String], extra_control: &str) -> Engine {
+    serve_with_chain(chain_rpc, "", extra_control)
+}
+
+/// `chain_extra`: more keys for the `[chains.N]` section.
+fn serve_with_chain(chain_rpc: &[String], chain_extra: &str, extra_control: &str) -> Engine {
     let rpc = chain_rpc
         .iter()
         .map(|u| format!("\"{u}\""))
@@ -22,7 +27,7 @@ fn serve(chain_rpc: &[String], extra_control: &str) -> Engine {
         String::new()
     } else {
         format!(
-            "[chains.{CHAIN_ID}]\nrpc = [{rpc}]\ntimeout = \"1s\"\n[nft]\ncache_ttl = \"1s\"\nnegative_ttl = \"1s\"\n"
+            "[chains.{CHAIN_ID}]\nrpc = [{rpc}]\ntimeout = \"1s\"\n{chain_extra}\n[nft]\ncache_ttl = \"1s\"\nnegative_ttl = \"1s\"\n"
         )
     };
     Engine::start_with(
@@ -218,7 +223,11 @@ fn a_dead_chain_is_503_and_never_cached_as_no_nft() {
     // anvil's first deployment from wallet 0 always lands here.
     let nft = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     let rpc = free_addr();
-    let e = serve(&[dead_url(), format!("http://{rpc}")], "");
+    let e = serve_with_chain(
+        &[dead_url(), format!("http://{rpc}")],
+        "breaker_failures = 2\nbreaker_open = \"3s\"",
+        "",
+    );
     e.cli(
         &["asset", "gate", "movie"],
         &["--chain", "31337", "--erc721", nft, "--token-id", "1"],
@@ -232,6 +241,9 @@ fn a_dead_chain_is_503_and_never_cached_as_no_nft() {
         assert_eq!(r.header("Retry-After"), Some("5"));
     }
     assert!(e.metric("streamgate_nft_checks_total{result=\"unavailable\"") >= 4.0);
+    // Two requests tried both URLs twice; that opened both breakers, so the
+    // other two were refused without calling anyone.
+    assert_eq!(e.metric("streamgate_rpc_errors_total"), 4.0);
     // The chain comes back (same URL) and the holder is let in: the outage
     // was never remembered as "no NFT". The breaker may keep the URL closed
     // for a few seconds first.

@@ -12,6 +12,10 @@ pub struct ChainConfig {
     pub rpc: Vec<String>,
     /// Longest wait for one RPC answer before failing over.
     pub timeout: Duration,
+    /// Consecutive failures that open a URL's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker skips its URL before one trial call.
+    pub breaker_open: Duration,
 }
 
 /// Configuration of the control plane.

@@ -67,7 +67,7 @@ impl Gatekeeper {
     ) -> Result<Self, String> {
         let pools = chains
             .iter()
-            .map(|(&id, c)| Ok((id, RpcPool::new(id, &c.rpc, c.timeout)?)))
+            .map(|(&id, c)| Ok((id, RpcPool::new(id, c)?)))
             .collect::<Result<_, String>>()?;
         Ok(Self {
             pools,

@@ -2,9 +2,10 @@
 //! scoring, failover and a circuit breaker.
 //!
 //! Each call tries the healthiest URL first (fewest recent failures, then
-//! lowest latency) and moves on when one fails or times out. Three failures
-//! in a row open a URL's breaker for [`OPEN_FOR`]; after that one trial call
-//! is let through (half-open). When every URL fails the call fails: the
+//! lowest latency) and moves on when one fails or times out.
+//! `breaker_failures` failures in a row (3) open a URL's breaker for
+//! `breaker_open` (10 s); after that one trial call is let through
+//! (half-open). When every URL fails the call fails: the
 //! caller answers 503, never "no NFT".
 
 use std::sync::Mutex;
@@ -17,12 +18,8 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::transports::http::Http;
 use alloy::transports::{RpcError, TransportErrorKind};
 
+use crate::config::ChainConfig;
 use crate::metrics;
-
-/// Consecutive failures that open a URL's breaker.
-const TRIP_AFTER: u32 = 3;
-/// How long an open breaker skips its URL.
-pub const OPEN_FOR: Duration = Duration::from_secs(10);
 
 /// What an `eth_call` answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +59,16 @@ struct Endpoint {
 pub struct RpcPool {
     chain_id: u64,
     timeout: Duration,
+    breaker_failures: u32,
+    breaker_open: Duration,
     endpoints: Vec<Endpoint>,
 }
 
 impl RpcPool {
-    /// A pool over `urls` (in configured order, the tie-breaker).
-    pub fn new(chain_id: u64, urls: &[String], timeout: Duration) -> Result<Self, String> {
+    /// A pool over the chain's URLs (in configured order, the tie-breaker).
+    pub fn new(chain_id: u64, config: &ChainConfig) -> Result<Self, String> {
+        let timeout = config.timeout;
+        let urls = &config.rpc;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -93,6 +94,8 @@ impl RpcPool {
         Ok(Self {
             chain_id,
             timeout,
+            breaker_failures: config.breaker_failures.max(1),
+            breaker_open: config.breaker_open,
             endpoints,
         })
     }
@@ -174,8 +177,8 @@ impl RpcPool {
             h.open_until = None;
         } else {
             h.consecutive_failures += 1;
-            if h.consecutive_failures >= TRIP_AFTER {
-                h.open_until = Some(Instant::now() + OPEN_FOR);
+            if h.consecutive_failures >= self.breaker_failures {
+                h.open_until = Some(Instant::now() + self.breaker_open);
             }
         }
     }
