@@ -386,12 +386,20 @@ fn abandoned_uploads_expire_and_progress_keeps_one_alive() {
         .cli(&["asset", "show", &busy_asset], &[])
         .contains("status:  uploading"));
 
-    // The abandoned one is gone by now (swept or refused with 410 on
-    // sight): its bytes, its state, and its `uploading` asset.
+    // The abandoned one expired long ago: refused (410) until the sweeper
+    // (every second here) removes its bytes, its state, and its
+    // `uploading` asset; then it is unknown (404).
     let head = tus(&e, "HEAD", &abandoned, &[], &[]);
     assert!(matches!(head.status, 404 | 410), "{}", head.status);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while files_of(&abandoned) > 0 {
+        assert!(std::time::Instant::now() < deadline, "never swept");
+        let refused = patch(&abandoned, 4, b"efgh").status;
+        assert!(matches!(refused, 404 | 410), "{refused}"); // 404 once swept
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(tus(&e, "HEAD", &abandoned, &[], &[]).status, 404);
     assert_eq!(patch(&abandoned, 4, b"efgh").status, 404);
-    assert_eq!(files_of(&abandoned), 0);
     let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
         .args(["asset", "show", &abandoned_asset, "--config"])
         .arg(e.config_path())

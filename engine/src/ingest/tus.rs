@@ -310,17 +310,13 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
 }
 
 /// An upload that is still there: 404 for one never made (or removed),
-/// 410 for one past its expiry (removed now, unless a request holds it).
+/// 410 for one past its expiry (the sweeper removes it soon).
 fn live_upload(ingest: &Ingest, id: &str) -> Result<Upload, Answer> {
     let upload = ingest.store.load(id).ok_or_else(|| Answer::new(404))?;
-    if !upload.expired(unix_now()) {
-        return Ok(upload);
+    if upload.expired(unix_now()) {
+        return Err(Answer::new(410));
     }
-    if ingest.claim(id) {
-        ingest.discard(id, &upload);
-        ingest.release(id);
-    }
-    Err(Answer::new(410))
+    Ok(upload)
 }
 
 /// `Upload-Expires` for an unfinished upload.
@@ -348,16 +344,18 @@ fn status(ingest: &Ingest, id: &str) -> Answer {
 }
 
 fn terminate(ingest: &Ingest, id: &str) -> Answer {
-    let upload = match live_upload(ingest, id) {
-        Ok(u) => u,
-        Err(answer) => return answer,
-    };
     if !ingest.claim(id) {
         return Answer::new(423);
     }
-    ingest.discard(id, &upload);
+    let answer = match live_upload(ingest, id) {
+        Ok(upload) => {
+            ingest.discard(id, &upload);
+            Answer::new(204)
+        }
+        Err(answer) => answer,
+    };
     ingest.release(id);
-    Answer::new(204)
+    answer
 }
 
 fn patch(
@@ -371,6 +369,24 @@ fn patch(
     if field(head, "Content-Type") != Some("application/offset+octet-stream") {
         return Answer::new(415).closing();
     }
+    // Claim before reading the state: a PATCH that finished between our
+    // read and our claim would otherwise leave us a stale offset.
+    if !ingest.claim(id) {
+        return Answer::new(423).closing();
+    }
+    let answer = patch_claimed(ingest, id, head, body_len, stream, buf);
+    ingest.release(id);
+    answer
+}
+
+fn patch_claimed(
+    ingest: &Ingest,
+    id: &str,
+    head: &[u8],
+    body_len: u64,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Answer {
     let mut upload = match live_upload(ingest, id) {
         Ok(u) => u,
         Err(answer) => return answer.closing(),
@@ -399,10 +415,7 @@ fn patch(
             _ => return Answer::new(400).closing(),
         },
     };
-    if !ingest.claim(id) {
-        return Answer::new(423).closing();
-    }
-    let answer = receive(
+    receive(
         ingest,
         id,
         &mut upload,
@@ -410,9 +423,7 @@ fn patch(
         checksum.as_deref(),
         stream,
         buf,
-    );
-    ingest.release(id);
-    answer
+    )
 }
 
 /// Streams the body to the data file at the upload's offset.
