@@ -60,13 +60,15 @@ fn sweep(ingest: &Ingest) {
             // Stamped from now on: an old state file gets the full period.
             upload.expires = from_now(ingest);
             let _ = ingest.store.save(&id, &upload);
-        } else if upload.expired(now) && ingest.claim(&id) {
-            eprintln!(
-                "streamgate engine: ingest: upload {id} (asset {}) expired at {} bytes of {}; removed",
-                upload.asset, upload.offset, upload.length
-            );
-            ingest.discard(&id, &upload);
-            ingest.release(&id);
+        } else if upload.expired(now) {
+            // Busy means a request holds it; the next pass looks again.
+            ingest.claimed(&id, || {
+                eprintln!(
+                    "streamgate engine: ingest: upload {id} (asset {}) expired at {} bytes of {}; removed",
+                    upload.asset, upload.offset, upload.length
+                );
+                ingest.discard(&id, &upload);
+            });
         }
     }
 }

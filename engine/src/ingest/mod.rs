@@ -78,19 +78,22 @@ impl Ingest {
         Ok(ingest)
     }
 
-    /// Marks an upload as being worked on (a PATCH, a DELETE, the sweeper);
-    /// false when someone else already is.
-    fn claim(&self, id: &str) -> bool {
-        self.busy
+    /// Runs `work` with the upload `id` marked as being worked on (a PATCH,
+    /// a DELETE, the sweeper); `None` when someone else already is.
+    fn claimed<T>(&self, id: &str, work: impl FnOnce() -> T) -> Option<T> {
+        let fresh = self
+            .busy
             .lock()
             .map(|mut b| b.insert(id.to_string()))
-            .unwrap_or(false)
-    }
-
-    fn release(&self, id: &str) {
+            .unwrap_or(false);
+        if !fresh {
+            return None;
+        }
+        let result = work();
         if let Ok(mut b) = self.busy.lock() {
             b.remove(id);
         }
+        Some(result)
     }
 
     /// Removes an upload's files and, if it never completed, its asset

@@ -344,18 +344,15 @@ fn status(ingest: &Ingest, id: &str) -> Answer {
 }
 
 fn terminate(ingest: &Ingest, id: &str) -> Answer {
-    if !ingest.claim(id) {
-        return Answer::new(423);
-    }
-    let answer = match live_upload(ingest, id) {
-        Ok(upload) => {
-            ingest.discard(id, &upload);
-            Answer::new(204)
-        }
-        Err(answer) => answer,
-    };
-    ingest.release(id);
-    answer
+    ingest
+        .claimed(id, || match live_upload(ingest, id) {
+            Ok(upload) => {
+                ingest.discard(id, &upload);
+                Answer::new(204)
+            }
+            Err(answer) => answer,
+        })
+        .unwrap_or_else(|| Answer::new(423))
 }
 
 fn patch(
@@ -371,59 +368,47 @@ fn patch(
     }
     // Claim before reading the state: a PATCH that finished between our
     // read and our claim would otherwise leave us a stale offset.
-    if !ingest.claim(id) {
-        return Answer::new(423).closing();
-    }
-    let answer = patch_claimed(ingest, id, head, body_len, stream, buf);
-    ingest.release(id);
-    answer
-}
-
-fn patch_claimed(
-    ingest: &Ingest,
-    id: &str,
-    head: &[u8],
-    body_len: u64,
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Answer {
-    let mut upload = match live_upload(ingest, id) {
-        Ok(u) => u,
-        Err(answer) => return answer.closing(),
-    };
-    if upload.complete {
-        return Answer::new(409)
-            .with("Upload-Offset", upload.offset)
-            .closing();
-    }
-    if field(head, "Upload-Offset").and_then(|v| v.parse::<u64>().ok()) != Some(upload.offset) {
-        return Answer::new(409)
-            .with("Upload-Offset", upload.offset)
-            .closing();
-    }
-    if upload.offset + body_len > upload.length {
-        return Answer::new(413).closing();
-    }
-    let checksum = match field(head, "Upload-Checksum") {
-        None => None,
-        Some(v) => match v.split_once(' ') {
-            Some(("sha256", b64)) => match B64.decode(b64.trim()) {
-                Ok(d) if d.len() == 32 => Some(d),
+    let claimed = ingest.claimed(id, || {
+        let mut upload = match live_upload(ingest, id) {
+            Ok(u) => u,
+            Err(answer) => return answer.closing(),
+        };
+        if upload.complete {
+            return Answer::new(409)
+                .with("Upload-Offset", upload.offset)
+                .closing();
+        }
+        let given = field(head, "Upload-Offset").and_then(|v| v.parse::<u64>().ok());
+        if given != Some(upload.offset) {
+            return Answer::new(409)
+                .with("Upload-Offset", upload.offset)
+                .closing();
+        }
+        if upload.offset + body_len > upload.length {
+            return Answer::new(413).closing();
+        }
+        let checksum = match field(head, "Upload-Checksum") {
+            None => None,
+            Some(v) => match v.split_once(' ') {
+                Some(("sha256", b64)) => match B64.decode(b64.trim()) {
+                    Ok(d) if d.len() == 32 => Some(d),
+                    _ => return Answer::new(400).closing(),
+                },
+                // An algorithm we do not offer.
                 _ => return Answer::new(400).closing(),
             },
-            // An algorithm we do not offer.
-            _ => return Answer::new(400).closing(),
-        },
-    };
-    receive(
-        ingest,
-        id,
-        &mut upload,
-        body_len,
-        checksum.as_deref(),
-        stream,
-        buf,
-    )
+        };
+        receive(
+            ingest,
+            id,
+            &mut upload,
+            body_len,
+            checksum.as_deref(),
+            stream,
+            buf,
+        )
+    });
+    claimed.unwrap_or_else(|| Answer::new(423).closing())
 }
 
 /// Streams the body to the data file at the upload's offset.
