@@ -61,10 +61,16 @@ fn sweep(ingest: &Ingest) {
             upload.expires = from_now(ingest);
             let _ = ingest.store.save(&id, &upload);
         } else if upload.expired(now) {
-            // Busy means a request holds it; the next pass looks again.
+            // Busy means a request holds it; the next pass looks again. The
+            // state is read again under the claim: a PATCH that just ended
+            // has pushed the expiry forward.
             ingest.claimed(&id, || {
+                let Some(upload) = ingest.store.load(&id).filter(|u| u.expired(now)) else {
+                    return;
+                };
                 eprintln!(
-                    "streamgate engine: ingest: upload {id} (asset {}) expired at {} bytes of {}; removed",
+                    "streamgate engine: ingest: upload {id} (asset {}) expired at {} of {} bytes; \
+                     removed",
                     upload.asset, upload.offset, upload.length
                 );
                 ingest.discard(&id, &upload);
