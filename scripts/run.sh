@@ -40,17 +40,39 @@ if [ ! -f "$DATA/sources/sample.mp4" ]; then
   mv "$DATA/sources/sample.mp4.tmp.mp4" "$DATA/sources/sample.mp4"
 fi
 
-status=$("$SG" asset show "$ID" 2>/dev/null | awk '/^status:/ {print $2}' || true)
-if [ "$status" = "ready" ]; then
-  echo "run.sh: asset $ID is already ingested and ready"
-else
-  if [ -n "$status" ]; then
-    echo "run.sh: asset $ID is '$status' from an earlier run; starting it over"
-    "$SG" asset delete "$ID" >/dev/null
-  fi
-  echo "run.sh: ingesting the sample (tus upload, then transcode)"
+ingest() {
   "$SG" ingest "$DATA/sources/sample.mp4" --server "http://$LISTEN" --id "$ID" --title "StreamGate sample" >/dev/null
-fi
+}
+status() { "$SG" asset show "$ID" 2>/dev/null | awk '/^status:/ {print $2}' || true; }
+start_over() {
+  echo "run.sh: asset $ID is '$1' from an earlier run; starting it over"
+  "$SG" asset delete "$ID" >/dev/null
+  ingest
+}
+case "$(status)" in
+  ready)
+    echo "run.sh: asset $ID is already ingested and ready" ;;
+  "")
+    echo "run.sh: ingesting the sample (tus upload, then transcode)"
+    ingest ;;
+  uploading)
+    # An earlier run was stopped mid-upload: tus resumes where it stopped.
+    echo "run.sh: resuming the upload of $ID from an earlier run"
+    ingest || start_over uploading ;;
+  queued | transcoding)
+    # Stopped mid-transcode: the job runner requeued the job at this start.
+    echo "run.sh: asset $ID was being transcoded when the last run stopped; waiting for it"
+    while :; do
+      now=$(status)
+      case "$now" in
+        ready) break ;;
+        failed | "") start_over "${now:-gone}"; break ;;
+      esac
+      sleep 1
+    done ;;
+  *)
+    start_over "$(status)" ;;
+esac
 
 cat <<MSG
 

@@ -1,5 +1,6 @@
 //! One progress line on stderr: redrawn in place on a terminal, one line
-//! per update otherwise (logs, CI), so `transcode` and `ingest` look alike.
+//! per change of the whole percent otherwise (logs, CI: at most about a
+//! hundred lines), so `transcode` and `ingest` look alike.
 
 use std::io::{IsTerminal, Write};
 
@@ -8,6 +9,9 @@ pub struct Bar {
     tty: bool,
     label: &'static str,
     drawn: bool,
+    /// What the last non-terminal line said (whole percent, or the detail
+    /// when the percent is unknown).
+    last_line: Option<String>,
 }
 
 impl Bar {
@@ -17,6 +21,7 @@ impl Bar {
             tty: std::io::stderr().is_terminal(),
             label,
             drawn: false,
+            last_line: None,
         }
     }
 
@@ -29,7 +34,11 @@ impl Bar {
             let _ = std::io::stderr().flush();
             self.drawn = true;
         } else {
-            eprintln!("{}: {pct}% {detail}", self.label);
+            let key = percent.map_or_else(|| detail.to_string(), |_| pct.clone());
+            if self.last_line.as_deref() != Some(key.as_str()) {
+                eprintln!("{}: {pct}% {detail}", self.label);
+                self.last_line = Some(key);
+            }
         }
     }
 

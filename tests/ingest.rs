@@ -263,6 +263,19 @@ fn tus_refusals_and_termination() {
         .unwrap();
     assert!(!out.status.success());
 
+    // An asset deleted while its upload runs is never published: the last
+    // chunk is refused (410) and no job is queued.
+    let created = tus(&e, "POST", "/upload/", &["Upload-Length: 8".into()], &[]);
+    let location = created.header("Location").unwrap().to_string();
+    let asset = created.header("StreamGate-Asset").unwrap().to_string();
+    assert_eq!(patch_at(&e, &location, 0, b"abcd").status, 204);
+    e.cli(&["asset", "delete", &asset], &[]);
+    assert_eq!(patch_at(&e, &location, 4, b"efgh").status, 410);
+    assert_eq!(tus(&e, "HEAD", &location, &[], &[]).status, 404);
+    let jobs = String::from_utf8(common::try_get(e.admin, "/jobs").unwrap().body).unwrap();
+    assert!(jobs.trim().is_empty(), "{jobs}");
+    assert!(!e.root.join(&asset).exists());
+
     // A whole file whose hash differs from its metadata is not queued: the
     // asset fails with the reason.
     let sha_of_other = "0".repeat(64);
@@ -279,16 +292,7 @@ fn tus_refusals_and_termination() {
     );
     let location = created.header("Location").unwrap().to_string();
     let asset = created.header("StreamGate-Asset").unwrap().to_string();
-    let last = tus(
-        &e,
-        "PATCH",
-        &location,
-        &[
-            "Content-Type: application/offset+octet-stream".into(),
-            "Upload-Offset: 0".into(),
-        ],
-        b"abcd",
-    );
+    let last = patch_at(&e, &location, 0, b"abcd");
     assert_eq!(last.status, 460);
     let shown = e.cli(&["asset", "show", &asset], &[]);
     assert!(
@@ -296,6 +300,20 @@ fn tus_refusals_and_termination() {
         "{shown}"
     );
     assert!(!e.root.join(&asset).exists());
+}
+
+/// A PATCH without a checksum.
+fn patch_at(e: &Engine, location: &str, offset: u64, body: &[u8]) -> streamgate_net::client::Reply {
+    tus(
+        e,
+        "PATCH",
+        location,
+        &[
+            "Content-Type: application/offset+octet-stream".into(),
+            format!("Upload-Offset: {offset}"),
+        ],
+        body,
+    )
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -338,18 +356,7 @@ fn abandoned_uploads_expire_and_progress_keeps_one_alive() {
             created.header("StreamGate-Asset").unwrap().to_string(),
         )
     };
-    let patch = |location: &str, offset: u64, body: &[u8]| {
-        tus(
-            &e,
-            "PATCH",
-            location,
-            &[
-                "Content-Type: application/offset+octet-stream".into(),
-                format!("Upload-Offset: {offset}"),
-            ],
-            body,
-        )
-    };
+    let patch = |location: &str, offset: u64, body: &[u8]| patch_at(&e, location, offset, body);
     let files_of = |location: &str| {
         let id = location.rsplit('/').next().unwrap().to_string();
         std::fs::read_dir(&uploads)

@@ -517,6 +517,25 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
             return Err(Answer::new(460));
         }
     }
+    // Queued before the job exists, so that an asset deleted while its
+    // upload ran is noticed here and never published. An unreachable
+    // control plane does not stop the upload: the job reporter tells it
+    // later.
+    match ingest
+        .control
+        .update_status(&upload.asset, AssetStatus::Queued, 0, "")
+    {
+        Ok(()) => {}
+        Err(crate::control::ControlError::Call(s)) if s.code() == tonic::Code::NotFound => {
+            eprintln!(
+                "streamgate engine: ingest: asset {} was deleted during its upload; dropped",
+                upload.asset
+            );
+            ingest.store.remove(id, upload);
+            return Err(Answer::new(410));
+        }
+        Err(e) => eprintln!("streamgate engine: ingest: asset {}: {e}", upload.asset),
+    }
     let source = ingest.store.source_path(id, upload);
     std::fs::rename(&data, &source).map_err(|e| {
         eprintln!("streamgate engine: ingest: {e}");
@@ -531,16 +550,16 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
     ) {
         eprintln!("streamgate engine: ingest: queueing {}: {e}", upload.asset);
         let _ = std::fs::rename(&source, &data);
+        let _ = ingest.control.update_status(
+            &upload.asset,
+            AssetStatus::Failed,
+            0,
+            &format!("the transcode could not be queued: {e}"),
+        );
         return Err(Answer::new(500));
     }
     upload.complete = true;
     let _ = ingest.store.save(id, upload);
-    if let Err(e) = ingest
-        .control
-        .update_status(&upload.asset, AssetStatus::Queued, 0, "")
-    {
-        eprintln!("streamgate engine: ingest: asset {}: {e}", upload.asset);
-    }
     Ok(())
 }
 
