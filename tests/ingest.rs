@@ -141,6 +141,13 @@ fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
         std::fs::read(stored).unwrap(),
         std::fs::read(&input).unwrap()
     );
+    // The cut chunk was checksummed, so none of it was kept: every byte
+    // was acknowledged once.
+    assert_eq!(
+        e.metric("streamgate_uploads_total{result=\"completed\"}"),
+        1.0
+    );
+    assert_eq!(e.metric("streamgate_upload_bytes_total"), size as f64);
 
     // ffmpeg decodes both manifests from the engine, every frame.
     assert_eq!(
@@ -300,6 +307,22 @@ fn tus_refusals_and_termination() {
         "{shown}"
     );
     assert!(!e.root.join(&asset).exists());
+
+    // Every outcome above is counted.
+    for (result, n) in [
+        ("created", 3.0),
+        ("chunk_checksum_mismatch", 1.0),
+        ("terminated", 1.0),
+        ("asset_deleted", 1.0),
+        ("checksum_mismatch", 1.0),
+        ("completed", 0.0),
+    ] {
+        let series = format!("streamgate_uploads_total{{result=\"{result}\"}}");
+        assert_eq!(e.metric(&series), n, "{series}");
+    }
+    // 4 bytes kept before termination, 8 of the deleted asset, 4 of the
+    // mismatching file; the rejected chunk is not counted.
+    assert_eq!(e.metric("streamgate_upload_bytes_total"), 16.0);
 }
 
 /// A PATCH without a checksum.
@@ -413,4 +436,8 @@ fn abandoned_uploads_expire_and_progress_keeps_one_alive() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the abandoned asset is still listed");
+    assert_eq!(
+        e.metric("streamgate_uploads_total{result=\"expired\"}"),
+        1.0
+    );
 }

@@ -23,6 +23,9 @@ mod name {
     pub const CACHE_MISSES: &str = "streamgate_cache_misses_total";
     pub const CACHE_BYTES: &str = "streamgate_cache_bytes";
     pub const TOKENS_REJECTED: &str = "streamgate_tokens_rejected_total";
+    pub const UPLOADS: &str = "streamgate_uploads_total";
+    pub const UPLOAD_BYTES: &str = "streamgate_upload_bytes_total";
+    pub const UPLOAD_CONNECTIONS: &str = "streamgate_upload_connections";
 }
 
 /// Installs the global Prometheus recorder (once per process) and returns
@@ -76,6 +79,20 @@ pub fn install() -> Result<PrometheusHandle, String> {
         Unit::Bytes,
         "Bytes held by the hot-segment caches"
     );
+    describe_counter!(
+        name::UPLOADS,
+        "Upload events (tus): created, completed, checksum_mismatch (whole file), \
+         chunk_checksum_mismatch, terminated, expired, asset_deleted"
+    );
+    describe_counter!(
+        name::UPLOAD_BYTES,
+        Unit::Bytes,
+        "Upload bytes written to disk and acknowledged"
+    );
+    describe_gauge!(
+        name::UPLOAD_CONNECTIONS,
+        "Connections the ingest threads are serving"
+    );
     // Publish every unlabelled series at zero so dashboards and alerts see
     // them before the first request.
     for metric in [
@@ -83,12 +100,29 @@ pub fn install() -> Result<PrometheusHandle, String> {
         name::REJECTED,
         name::CACHE_HITS,
         name::CACHE_MISSES,
+        name::UPLOAD_BYTES,
     ] {
         counter!(metric).absolute(0);
     }
     gauge!(name::OPEN_CONNECTIONS).set(0.0);
+    gauge!(name::UPLOAD_CONNECTIONS).set(0.0);
     gauge!(name::CACHE_BYTES).set(0.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// An upload event (ingest threads: rare, so straight to the recorder).
+pub fn upload(result: &'static str) {
+    counter!(name::UPLOADS, "result" => result).increment(1);
+}
+
+/// Upload bytes acknowledged.
+pub fn upload_bytes(bytes: u64) {
+    counter!(name::UPLOAD_BYTES).increment(bytes);
+}
+
+/// Ingest connections now being served.
+pub fn upload_connections(open: usize) {
+    gauge!(name::UPLOAD_CONNECTIONS).set(open as f64);
 }
 
 /// One worker's counters since the last flush.

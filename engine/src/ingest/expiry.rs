@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Ingest;
+use crate::telemetry;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -74,6 +75,7 @@ fn sweep(ingest: &Ingest) {
                     upload.asset, upload.offset, upload.length
                 );
                 ingest.discard(&id, &upload);
+                telemetry::upload("expired");
             });
         }
     }

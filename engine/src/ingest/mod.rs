@@ -34,6 +34,7 @@ use streamgate_transcode_gpu::jobs::Spool;
 
 use crate::config::{EngineConfig, IngestConfig};
 use crate::control::ControlClient;
+use crate::telemetry;
 use store::Store;
 
 /// Upload connections handled at once; more get 503.
@@ -114,21 +115,28 @@ impl Ingest {
     /// `stream` is a blocking duplicate of the worker's socket, `buffered`
     /// the bytes the worker read and did not consume.
     pub fn take_over(self: &Arc<Self>, stream: TcpStream, buffered: Vec<u8>) {
-        if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        let open = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        if open > MAX_CONNECTIONS {
             self.active.fetch_sub(1, Ordering::SeqCst);
             tus::refuse_busy(stream);
             return;
         }
+        telemetry::upload_connections(open);
         let ingest = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("sg-ingest".into())
             .spawn(move || {
                 tus::serve(&ingest, stream, buffered);
-                ingest.active.fetch_sub(1, Ordering::SeqCst);
+                ingest.closed();
             });
         if spawned.is_err() {
-            self.active.fetch_sub(1, Ordering::SeqCst);
+            self.closed();
         }
+    }
+
+    fn closed(&self) {
+        let open = self.active.fetch_sub(1, Ordering::SeqCst) - 1;
+        telemetry::upload_connections(open);
     }
 }
 

@@ -17,6 +17,7 @@ use streamgate_token::{constant_time_eq, is_asset_id};
 use super::expiry::{self, unix_now};
 use super::store::Upload;
 use super::Ingest;
+use crate::telemetry;
 
 const TUS_VERSION: &str = "1.0.0";
 /// Largest body of a request that is not a PATCH (they carry none).
@@ -303,6 +304,7 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
         let _ = ingest.control.delete_asset(&asset);
         return Answer::new(500);
     }
+    telemetry::upload("created");
     Answer::new(201)
         .with("Location", format!("/upload/{id}"))
         .with("Upload-Expires", expiry::http_date(upload.expires))
@@ -348,6 +350,7 @@ fn terminate(ingest: &Ingest, id: &str) -> Answer {
         .claimed(id, || match live_upload(ingest, id) {
             Ok(upload) => {
                 ingest.discard(id, &upload);
+                telemetry::upload("terminated");
                 Answer::new(204)
             }
             Err(answer) => answer,
@@ -465,6 +468,7 @@ fn receive(
     if let Some(expected) = checksum {
         if hash.finalize()[..] != *expected {
             let _ = file.set_len(start);
+            telemetry::upload("chunk_checksum_mismatch");
             return Answer::new(460).with("Upload-Offset", start);
         }
     }
@@ -482,6 +486,7 @@ fn receive(
         let _ = file.set_len(start);
         return Answer::new(500).closing();
     }
+    telemetry::upload_bytes(written);
     if broken {
         return Answer::new(400).closing(); // nobody is listening anyway
     }
@@ -514,6 +519,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
                 "upload checksum mismatch (sha256 of the received file differs from the metadata)",
             );
             ingest.store.remove(id, upload);
+            telemetry::upload("checksum_mismatch");
             return Err(Answer::new(460));
         }
     }
@@ -532,6 +538,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
                 upload.asset
             );
             ingest.store.remove(id, upload);
+            telemetry::upload("asset_deleted");
             return Err(Answer::new(410));
         }
         Err(e) => eprintln!("streamgate engine: ingest: asset {}: {e}", upload.asset),
@@ -560,6 +567,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
     }
     upload.complete = true;
     let _ = ingest.store.save(id, upload);
+    telemetry::upload("completed");
     Ok(())
 }
 
