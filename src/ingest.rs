@@ -126,6 +126,12 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
 
     let file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let length = file.metadata().map_err(|e| e.to_string())?.len();
+    if length == 0 {
+        return Err(format!(
+            "{} is empty: nothing to ingest",
+            args.file.display()
+        ));
+    }
     eprintln!(
         "ingest: hashing {} ({} MB)",
         args.file.display(),

@@ -219,6 +219,9 @@ fn tus_refusals_and_termination() {
         &[],
     );
     assert_eq!(big.status, 413);
+    // Nothing to upload is no video.
+    let empty = tus(&e, "POST", "/upload/", &["Upload-Length: 0".into()], &[]);
+    assert_eq!(empty.status, 400);
 
     // A chunk whose checksum does not match is dropped: the offset stays.
     let created = tus(&e, "POST", "/upload/", &["Upload-Length: 8".into()], &[]);

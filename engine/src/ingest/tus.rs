@@ -250,6 +250,11 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
         // Upload-Defer-Length is not offered.
         return Answer::new(400);
     };
+    if length == 0 {
+        // No video is empty; an upload that could never finish would only
+        // leave an asset stuck in `uploading`.
+        return Answer::new(400);
+    }
     if length > ingest.config.max_bytes {
         return Answer::new(413).with("Tus-Max-Size", ingest.config.max_bytes);
     }
