@@ -149,6 +149,43 @@ fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
     );
     assert_eq!(e.metric("streamgate_upload_bytes_total"), size as f64);
 
+    // The whole file in the creating POST (creation-with-upload, as a tus
+    // client with uploadDataDuringCreation sends it): one request, queued.
+    let bytes = std::fs::read(&input).unwrap();
+    let digest: String = sha256(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let meta = format!(
+        "id {},sha256 {}",
+        base64_encode(b"again"),
+        base64_encode(digest.as_bytes())
+    );
+    let created = tus(
+        &e,
+        "POST",
+        "/upload/",
+        &[
+            format!("Upload-Length: {size}"),
+            format!("Upload-Metadata: {meta}"),
+            "Content-Type: application/offset+octet-stream".into(),
+            format!("Upload-Checksum: sha256 {}", base64_encode(&sha256(&bytes))),
+        ],
+        &bytes,
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("Upload-Offset"), Some(&*size.to_string()));
+    assert_eq!(
+        created.header("Upload-Expires"),
+        None,
+        "complete uploads do not expire"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !e
+        .cli(&["asset", "show", "again"], &[])
+        .contains("status:  ready")
+    {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
     // ffmpeg decodes both manifests from the engine, every frame.
     assert_eq!(
         decoded_video_frames(&format!("http://{}/v/holiday/master.m3u8", e.addr)),
@@ -196,7 +233,7 @@ fn tus_refusals_and_termination() {
     assert_eq!(options.status, 204);
     assert_eq!(
         options.header("Tus-Extension"),
-        Some("creation,checksum,termination,expiration")
+        Some("creation,creation-with-upload,checksum,termination,expiration")
     );
     assert_eq!(options.header("Tus-Checksum-Algorithm"), Some("sha256"));
     // No or a wrong token.
@@ -273,6 +310,43 @@ fn tus_refusals_and_termination() {
         .unwrap();
     assert!(!out.status.success());
 
+    // creation-with-upload: the POST carries the first chunk, checked like
+    // a PATCH; what did not verify is simply not kept.
+    for (sum, kept) in [(abcd, "4"), (wrong, "0")] {
+        let created = tus(
+            &e,
+            "POST",
+            "/upload/",
+            &[
+                "Upload-Length: 8".into(),
+                "Content-Type: application/offset+octet-stream".into(),
+                format!("Upload-Checksum: {sum}"),
+            ],
+            b"abcd",
+        );
+        assert_eq!(
+            (created.status, created.header("Upload-Offset")),
+            (201, Some(kept))
+        );
+        assert!(created.header("Upload-Expires").is_some());
+        let location = created.header("Location").unwrap();
+        let head = tus(&e, "HEAD", location, &[], &[]);
+        assert_eq!(head.header("Upload-Offset"), Some(kept));
+        assert_eq!(tus(&e, "DELETE", location, &[], &[]).status, 204);
+    }
+    // A first chunk longer than the whole upload.
+    let long = tus(
+        &e,
+        "POST",
+        "/upload/",
+        &[
+            "Upload-Length: 2".into(),
+            "Content-Type: application/offset+octet-stream".into(),
+        ],
+        b"abcd",
+    );
+    assert_eq!(long.status, 413);
+
     // An asset deleted while its upload runs is never published: the last
     // chunk is refused (410) and no job is queued.
     let created = tus(&e, "POST", "/upload/", &["Upload-Length: 8".into()], &[]);
@@ -313,9 +387,9 @@ fn tus_refusals_and_termination() {
 
     // Every outcome above is counted.
     for (result, n) in [
-        ("created", 3.0),
-        ("chunk_checksum_mismatch", 1.0),
-        ("terminated", 1.0),
+        ("created", 5.0),
+        ("chunk_checksum_mismatch", 2.0),
+        ("terminated", 3.0),
         ("asset_deleted", 1.0),
         ("checksum_mismatch", 1.0),
         ("completed", 0.0),
@@ -323,9 +397,9 @@ fn tus_refusals_and_termination() {
         let series = format!("streamgate_uploads_total{{result=\"{result}\"}}");
         assert_eq!(e.metric(&series), n, "{series}");
     }
-    // 4 bytes kept before termination, 8 of the deleted asset, 4 of the
-    // mismatching file; the rejected chunk is not counted.
-    assert_eq!(e.metric("streamgate_upload_bytes_total"), 16.0);
+    // 4 bytes kept before termination, 4 in a POST, 8 of the deleted asset,
+    // 4 of the mismatching file; the rejected chunks are not counted.
+    assert_eq!(e.metric("streamgate_upload_bytes_total"), 20.0);
 }
 
 /// A PATCH without a checksum.
@@ -340,6 +414,11 @@ fn patch_at(e: &Engine, location: &str, offset: u64, body: &[u8]) -> streamgate_
         ],
         body,
     )
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

@@ -22,6 +22,8 @@ use crate::telemetry;
 const TUS_VERSION: &str = "1.0.0";
 /// Largest body of a request that is not a PATCH (they carry none).
 const MAX_OTHER_BODY: u64 = 64 << 10;
+/// The content type of upload data (PATCH, and POST with creation-with-upload).
+const OFFSET_STREAM: &str = "application/offset+octet-stream";
 /// Read size while streaming a PATCH body to disk.
 const CHUNK: usize = 256 << 10;
 
@@ -174,11 +176,33 @@ fn handle(
         Ok(n) => n,
         Err(answer) => return answer,
     };
-    if method != Method::Patch {
+    // creation-with-upload: a POST may carry the first bytes.
+    let data_in_post = method == Method::Post
+        && body_len > 0
+        && field(head, "Content-Type") == Some(OFFSET_STREAM);
+    if method != Method::Patch && !data_in_post {
         if let Err(answer) = skip_body(stream, buf, body_len) {
             return answer;
         }
     }
+    let answer = route(ingest, method, target, head, body_len, stream, buf);
+    if data_in_post && answer.status != 201 {
+        return answer.closing(); // refused before (or while) its body was read
+    }
+    answer
+}
+
+/// Answers a request whose body is consumed, or left for PATCH and
+/// creation-with-upload to stream.
+fn route(
+    ingest: &Ingest,
+    method: Method,
+    target: &str,
+    head: &[u8],
+    body_len: u64,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Answer {
     let path = target.split('?').next().unwrap_or_default();
     let upload_id = path.strip_prefix("/upload/").filter(|id| !id.is_empty());
     if upload_id.is_some_and(|id| !is_asset_id(id)) {
@@ -197,7 +221,10 @@ fn handle(
             )
             .with("Access-Control-Max-Age", 600)
             .with("Tus-Version", TUS_VERSION)
-            .with("Tus-Extension", "creation,checksum,termination,expiration")
+            .with(
+                "Tus-Extension",
+                "creation,creation-with-upload,checksum,termination,expiration",
+            )
             .with("Tus-Checksum-Algorithm", "sha256")
             .with("Tus-Max-Size", ingest.config.max_bytes);
     }
@@ -220,7 +247,9 @@ fn handle(
         return Answer::new(412).with("Tus-Version", TUS_VERSION);
     }
     match (method, upload_id) {
-        (Method::Post, None) if path == "/upload/" || path == "/upload" => create(ingest, head),
+        (Method::Post, None) if path == "/upload/" || path == "/upload" => {
+            create(ingest, head, body_len, stream, buf)
+        }
         (Method::Head, Some(id)) => status(ingest, id),
         (Method::Patch, Some(id)) => patch(ingest, id, head, body_len, stream, buf),
         (Method::Delete, Some(id)) => terminate(ingest, id),
@@ -245,7 +274,13 @@ fn metadata(raw: &str) -> Result<Vec<(String, String)>, ()> {
     Ok(out)
 }
 
-fn create(ingest: &Ingest, head: &[u8]) -> Answer {
+fn create(
+    ingest: &Ingest,
+    head: &[u8],
+    body_len: u64,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Answer {
     let Some(length) = field(head, "Upload-Length").and_then(|v| v.parse::<u64>().ok()) else {
         // Upload-Defer-Length is not offered.
         return Answer::new(400);
@@ -258,6 +293,14 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
     if length > ingest.config.max_bytes {
         return Answer::new(413).with("Tus-Max-Size", ingest.config.max_bytes);
     }
+    if body_len > length {
+        return Answer::new(413);
+    }
+    // Checked before anything is registered, like the rest of the request.
+    let checksum = match chunk_checksum(head) {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
     let raw = field(head, "Upload-Metadata")
         .unwrap_or_default()
         .to_string();
@@ -294,7 +337,7 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
         }
     };
     let id = new_upload_id();
-    let upload = Upload {
+    let mut upload = Upload {
         length,
         offset: 0,
         asset: asset.clone(),
@@ -310,10 +353,57 @@ fn create(ingest: &Ingest, head: &[u8]) -> Answer {
         return Answer::new(500);
     }
     telemetry::upload("created");
-    Answer::new(201)
+    let created = Answer::new(201)
         .with("Location", format!("/upload/{id}"))
-        .with("Upload-Expires", expiry::http_date(upload.expires))
-        .with("StreamGate-Asset", asset)
+        .with("StreamGate-Asset", asset);
+    if body_len == 0 {
+        return with_expiry(created, &upload);
+    }
+    // creation-with-upload: the body is the first chunk, checked as a PATCH
+    // at offset 0 would be.
+    let sent = ingest
+        .claimed(&id, || {
+            receive(
+                ingest,
+                &id,
+                &mut upload,
+                body_len,
+                checksum.as_deref(),
+                stream,
+                buf,
+            )
+        })
+        .unwrap_or_else(|| Answer::new(500)); // a new id is never claimed
+    match ingest.store.load(&id) {
+        // Created, with whatever of the body was kept (nothing if it did not
+        // verify): the client goes on from Upload-Offset with PATCH.
+        Some(stored) if sent.status != 500 => {
+            let created = with_expiry(created.with("Upload-Offset", stored.offset), &stored);
+            if sent.close {
+                created.closing()
+            } else {
+                created
+            }
+        }
+        // The whole file arrived and was refused (checksum, deleted asset),
+        // or the server failed.
+        _ => sent,
+    }
+}
+
+/// The `Upload-Checksum` of a chunk: `None` without one, 400 for one that
+/// is malformed or uses an algorithm we do not offer.
+fn chunk_checksum(head: &[u8]) -> Result<Option<Vec<u8>>, Answer> {
+    match field(head, "Upload-Checksum") {
+        None => Ok(None),
+        Some(v) => match v.split_once(' ') {
+            Some(("sha256", b64)) => match B64.decode(b64.trim()) {
+                Ok(d) if d.len() == 32 => Ok(Some(d)),
+                _ => Err(Answer::new(400).closing()),
+            },
+            _ => Err(Answer::new(400).closing()),
+        },
+    }
 }
 
 /// An upload that is still there: 404 for one never made (or removed),
@@ -371,7 +461,7 @@ fn patch(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
 ) -> Answer {
-    if field(head, "Content-Type") != Some("application/offset+octet-stream") {
+    if field(head, "Content-Type") != Some(OFFSET_STREAM) {
         return Answer::new(415).closing();
     }
     // Claim before reading the state: a PATCH that finished between our
@@ -395,16 +485,9 @@ fn patch(
         if upload.offset + body_len > upload.length {
             return Answer::new(413).closing();
         }
-        let checksum = match field(head, "Upload-Checksum") {
-            None => None,
-            Some(v) => match v.split_once(' ') {
-                Some(("sha256", b64)) => match B64.decode(b64.trim()) {
-                    Ok(d) if d.len() == 32 => Some(d),
-                    _ => return Answer::new(400).closing(),
-                },
-                // An algorithm we do not offer.
-                _ => return Answer::new(400).closing(),
-            },
+        let checksum = match chunk_checksum(head) {
+            Ok(c) => c,
+            Err(answer) => return answer,
         };
         receive(
             ingest,
