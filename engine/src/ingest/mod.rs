@@ -1,7 +1,6 @@
 //! Resumable ingest at `/upload/` on the engine's listener: the tus 1.0
 //! protocol (core, creation, creation-with-upload, checksum with sha256,
-//! termination, expiration), which tus
-//! clients and Uppy speak.
+//! termination, expiration), which tus clients and Uppy speak.
 //!
 //! Uploads are rare and heavy, and writing to disk would stall a serving
 //! core, so a worker that sees a request for `/upload` hands the whole
