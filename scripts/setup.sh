@@ -3,7 +3,8 @@
 # everything is present). Run as root or with sudo available.
 #   scripts/setup.sh          build dependencies (FFmpeg libraries, clang)
 #   scripts/setup.sh --tests  also PostgreSQL, Node.js, and the test chain
-#                             (npm: anvil + solc; contracts compiled here)
+#                             (npm: anvil + solc; contracts compiled here;
+#                             tus-js-client for the ingest interop test)
 #   scripts/setup.sh --bench  also nginx and wrk for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -62,4 +63,10 @@ if [ "$tests" -eq 1 ]; then
     (cd "$chain" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   node "$chain/build.js" >/dev/null
+  # tus-js-client (the tus client inside Uppy), for the ingest interop test.
+  tus="$(dirname "$0")/../tests/tus"
+  if [ ! -d "$tus/node_modules/tus-js-client" ]; then
+    echo "setup.sh: installing tus-js-client from npm"
+    (cd "$tus" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi

@@ -1,8 +1,9 @@
 //! The appliance end to end over real sockets: `streamgate serve` →
 //! `streamgate ingest` (tus 1.0) through a proxy that cuts the upload's
 //! connection → the CLI resumes → transcoded → ready → ffmpeg decodes HLS
-//! and DASH from the engine to the last frame. Plus the tus refusals and
-//! the expiry of abandoned uploads.
+//! and DASH from the engine to the last frame. The same with tus-js-client
+//! (the tus client inside Uppy). Plus the tus refusals and the expiry of
+//! abandoned uploads.
 
 mod common;
 
@@ -521,5 +522,84 @@ fn abandoned_uploads_expire_and_progress_keeps_one_alive() {
     assert_eq!(
         e.metric("streamgate_uploads_total{result=\"expired\"}"),
         1.0
+    );
+}
+
+/// tus-js-client from npm (`tests/tus`, installed by `scripts/setup.sh
+/// --tests`) uploads `file` as asset `id`; returns its output.
+fn tus_js_client(
+    e: &Engine,
+    server: SocketAddr,
+    file: &std::path::Path,
+    id: &str,
+    flags: &[&str],
+) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus");
+    assert!(
+        dir.join("node_modules/tus-js-client").is_dir(),
+        "tus-js-client is not installed: run scripts/setup.sh --tests"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("upload.mjs"))
+        .arg(file)
+        .arg(format!("http://{server}/upload/"))
+        .arg(token(e))
+        .arg(id)
+        .args(flags)
+        .output()
+        .expect("node (installed by scripts/setup.sh --tests)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tus-js-client failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn wait_ready(e: &Engine, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let shown = e.cli(&["asset", "show", id], &[]);
+        if shown.contains("status:  ready") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never ready: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn tus_js_client_uploads_resume_and_play() {
+    let s = Scratch::new("ingest-js");
+    let input = clip(&s.0, "clip.mp4", "320x240", 5, true);
+    let size = std::fs::metadata(&input).unwrap().len();
+    let e = appliance();
+
+    // Through a proxy that cuts the first connection halfway: the client
+    // retries, asks HEAD for the offset and goes on.
+    let (proxy, cut) = flaky_proxy(e.addr, size / 2);
+    let printed = tus_js_client(&e, proxy, &input, "js", &[]);
+    assert!(cut.load(Ordering::SeqCst), "the proxy never cut the upload");
+    assert!(printed.contains(&format!("\"bytes\":{size}")), "{printed}");
+    assert!(printed.contains("\"created_offset\":null"), "{printed}");
+    // The first chunk in the creating POST (uploadDataDuringCreation): the
+    // 201 acknowledges it.
+    let printed = tus_js_client(&e, e.addr, &input, "js-early", &["--during-creation"]);
+    assert!(
+        printed.contains("\"created_offset\":\"65536\""),
+        "{printed}"
+    );
+
+    for id in ["js", "js-early"] {
+        wait_ready(&e, id);
+        assert_eq!(
+            decoded_video_frames(&format!("http://{}/v/{id}/master.m3u8", e.addr)),
+            FRAMES
+        );
+    }
+    assert_eq!(
+        e.metric("streamgate_upload_bytes_total"),
+        2.0 * size as f64,
+        "every byte acknowledged once"
     );
 }
