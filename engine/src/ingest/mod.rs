@@ -21,6 +21,8 @@
 //! queued or published from an upload that does not verify.
 
 mod expiry;
+mod methods;
+mod receive;
 mod store;
 mod tus;
 

@@ -1,0 +1,190 @@
+//! A chunk's bytes to disk — streamed, verified, synced, and only then
+//! acknowledged — and, after the last one, the whole-file check and the
+//! transcode job.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::os::unix::fs::FileExt;
+
+use sha2::{Digest, Sha256};
+use streamgate_api::v1::AssetStatus;
+
+use super::expiry;
+use super::store::Upload;
+use super::tus::{with_expiry, Answer};
+use super::Ingest;
+use crate::telemetry;
+
+/// Read size while streaming a body to disk.
+const CHUNK: usize = 256 << 10;
+
+/// Streams the body to the data file at the upload's offset.
+pub(super) fn receive(
+    ingest: &Ingest,
+    id: &str,
+    upload: &mut Upload,
+    body_len: u64,
+    checksum: Option<&[u8]>,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Answer {
+    let file = match ingest.store.data_file(id) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("streamgate engine: ingest: {e}");
+            return Answer::new(500).closing();
+        }
+    };
+    let start = upload.offset;
+    let mut written = 0u64;
+    let mut hash = Sha256::new();
+    let mut chunk = vec![0u8; CHUNK];
+    let mut broken = false;
+    while written < body_len {
+        let want = ((body_len - written) as usize).min(CHUNK);
+        let n = if !buf.is_empty() {
+            let n = want.min(buf.len());
+            chunk[..n].copy_from_slice(&buf[..n]);
+            buf.drain(..n);
+            n
+        } else {
+            match stream.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => {
+                    broken = true;
+                    break;
+                }
+                Ok(n) => n,
+            }
+        };
+        if let Err(e) = file.write_all_at(&chunk[..n], start + written) {
+            eprintln!("streamgate engine: ingest: writing {id}: {e}");
+            let _ = file.set_len(start);
+            return Answer::new(500).closing();
+        }
+        hash.update(&chunk[..n]);
+        written += n as u64;
+    }
+    if broken && checksum.is_some() {
+        // A checksummed chunk that did not arrive whole cannot be verified.
+        let _ = file.set_len(start);
+        return Answer::new(400).closing();
+    }
+    if let Some(expected) = checksum {
+        if hash.finalize()[..] != *expected {
+            let _ = file.set_len(start);
+            telemetry::upload("chunk_checksum_mismatch");
+            return Answer::new(460).with("Upload-Offset", start);
+        }
+    }
+    // Acknowledge only what is on disk.
+    if let Err(e) = file.sync_data() {
+        eprintln!("streamgate engine: ingest: syncing {id}: {e}");
+        let _ = file.set_len(start);
+        return Answer::new(500).closing();
+    }
+    upload.offset = start + written;
+    // Progress keeps an upload alive.
+    upload.expires = expiry::from_now(ingest);
+    if let Err(e) = ingest.store.save(id, upload) {
+        eprintln!("streamgate engine: ingest: {e}");
+        let _ = file.set_len(start);
+        return Answer::new(500).closing();
+    }
+    telemetry::upload_bytes(written);
+    if broken {
+        return Answer::new(400).closing(); // nobody is listening anyway
+    }
+    if upload.offset == upload.length {
+        if let Err(answer) = finish(ingest, id, upload) {
+            return answer;
+        }
+    }
+    with_expiry(
+        Answer::new(204).with("Upload-Offset", upload.offset),
+        upload,
+    )
+}
+
+/// The last byte arrived: verify the whole file, queue the transcode.
+fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> {
+    let data = ingest.store.data_path(id);
+    if let Some(expected) = &upload.sha256 {
+        let actual = file_sha256(&data).map_err(|e| {
+            eprintln!("streamgate engine: ingest: hashing {id}: {e}");
+            Answer::new(500)
+        })?;
+        if &actual != expected {
+            // Nothing is queued: the asset fails with the reason and the
+            // bytes are dropped.
+            let _ = ingest.control.update_status(
+                &upload.asset,
+                AssetStatus::Failed,
+                0,
+                "upload checksum mismatch (sha256 of the received file differs from the metadata)",
+            );
+            ingest.store.remove(id, upload);
+            telemetry::upload("checksum_mismatch");
+            return Err(Answer::new(460));
+        }
+    }
+    // Queued before the job exists, so that an asset deleted while its
+    // upload ran is noticed here and never published. An unreachable
+    // control plane does not stop the upload: the job reporter tells it
+    // later.
+    match ingest
+        .control
+        .update_status(&upload.asset, AssetStatus::Queued, 0, "")
+    {
+        Ok(()) => {}
+        Err(crate::control::ControlError::Call(s)) if s.code() == tonic::Code::NotFound => {
+            eprintln!(
+                "streamgate engine: ingest: asset {} was deleted during its upload; dropped",
+                upload.asset
+            );
+            ingest.store.remove(id, upload);
+            telemetry::upload("asset_deleted");
+            return Err(Answer::new(410));
+        }
+        Err(e) => eprintln!("streamgate engine: ingest: asset {}: {e}", upload.asset),
+    }
+    let source = ingest.store.source_path(id, upload);
+    std::fs::rename(&data, &source).map_err(|e| {
+        eprintln!("streamgate engine: ingest: {e}");
+        Answer::new(500)
+    })?;
+    let out = ingest.root.join(&upload.asset);
+    if let Err(e) = ingest.spool.submit(
+        &source,
+        &out,
+        &ingest.config.ladder,
+        ingest.config.segment_seconds,
+    ) {
+        eprintln!("streamgate engine: ingest: queueing {}: {e}", upload.asset);
+        let _ = std::fs::rename(&source, &data);
+        let _ = ingest.control.update_status(
+            &upload.asset,
+            AssetStatus::Failed,
+            0,
+            &format!("the transcode could not be queued: {e}"),
+        );
+        return Err(Answer::new(500));
+    }
+    upload.complete = true;
+    let _ = ingest.store.save(id, upload);
+    telemetry::upload("completed");
+    Ok(())
+}
+
+fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&chunk[..n]);
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
