@@ -178,14 +178,7 @@ fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
         None,
         "complete uploads do not expire"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !e
-        .cli(&["asset", "show", "again"], &[])
-        .contains("status:  ready")
-    {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_ready(&e, "again");
 
     // ffmpeg decodes both manifests from the engine, every frame.
     assert_eq!(
@@ -553,11 +546,16 @@ fn tus_js_client(
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Waits until the asset is ready and the engine serves it (it learns of
+/// newly open assets on its next poll of the control plane, within a second).
 fn wait_ready(e: &Engine, id: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let master = format!("/v/{id}/master.m3u8");
     loop {
         let shown = e.cli(&["asset", "show", id], &[]);
-        if shown.contains("status:  ready") {
+        if shown.contains("status:  ready")
+            && common::try_get(e.addr, &master).is_ok_and(|r| r.status == 200)
+        {
             return;
         }
         assert!(
