@@ -224,6 +224,15 @@ fn resume_or_create(
         }
         409 => return Err("that asset id is taken (409)".into()),
         401 => return Err("the server refused the operator token (401)".into()),
+        // The engine only offers /upload/ with a job runner and a control
+        // plane (`streamgate serve`, or `engine` with job_workers > 0).
+        404 | 405 => {
+            return Err(format!(
+                "the server does not take uploads (HTTP {}): is it `streamgate serve`, or an \
+                 engine with job_workers > 0 and a control plane?",
+                reply.status
+            ))
+        }
         s => return Err(format!("creating the upload: HTTP {s}")),
     }
     let location = reply
