@@ -204,17 +204,14 @@ impl FileConfig {
             if chain.rpc.is_empty() {
                 return Err(format!("[chains.{id}]: rpc needs at least one URL"));
             }
-            let duration = |value: &Option<String>, key: &str, default: u64| match value {
-                Some(t) => parse_duration(t).map_err(|e| format!("chains.{id}.{key}: {e}")),
-                None => Ok(Duration::from_secs(default)),
-            };
+            let key = |name: &str| format!("chains.{id}.{name}");
             c.chains.insert(
                 chain_id,
                 ChainConfig {
                     rpc: chain.rpc.clone(),
-                    timeout: duration(&chain.timeout, "timeout", 3)?,
+                    timeout: duration_or(&chain.timeout, &key("timeout"), 3)?,
                     breaker_failures: chain.breaker_failures.unwrap_or(3).max(1),
-                    breaker_open: duration(&chain.breaker_open, "breaker_open", 10)?,
+                    breaker_open: duration_or(&chain.breaker_open, &key("breaker_open"), 10)?,
                 },
             );
         }
@@ -305,20 +302,10 @@ impl FileConfig {
                 .clone()
                 .unwrap_or_else(|| "1080,720,480,360".into()),
             segment_seconds: e.upload_segment_seconds.unwrap_or(4).clamp(1, 30),
-            expiry: match &e.upload_expiry {
-                Some(text) => {
-                    parse_duration(text).map_err(|err| format!("engine.upload_expiry: {err}"))?
-                }
-                None => Duration::from_secs(24 * 3600),
-            },
+            expiry: duration_or(&e.upload_expiry, "engine.upload_expiry", 24 * 3600)?,
         });
         let workers = e.job_workers.unwrap_or(1);
-        let retention = match &e.job_retention {
-            Some(text) => {
-                parse_duration(text).map_err(|err| format!("engine.job_retention: {err}"))?
-            }
-            None => Duration::from_secs(7 * 86_400),
-        };
+        let retention = duration_or(&e.job_retention, "engine.job_retention", 7 * 86_400)?;
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),
             workers,
@@ -364,6 +351,15 @@ fn apply_env(
         slot.insert(key.to_string(), value);
     }
     Ok(())
+}
+
+/// The duration a key gives, or `default_secs` without one; errors name the
+/// key.
+fn duration_or(value: &Option<String>, key: &str, default_secs: u64) -> Result<Duration, String> {
+    match value {
+        Some(text) => parse_duration(text).map_err(|e| format!("{key}: {e}")),
+        None => Ok(Duration::from_secs(default_secs)),
+    }
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h`, `7d` (a bare number means seconds).

@@ -136,6 +136,7 @@ impl Ingest {
         }
     }
 
+    /// An ingest connection ended.
     fn closed(&self) {
         let open = self.active.fetch_sub(1, Ordering::SeqCst) - 1;
         telemetry::upload_connections(open);
