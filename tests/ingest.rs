@@ -601,3 +601,50 @@ fn tus_js_client_uploads_resume_and_play() {
         "every byte acknowledged once"
     );
 }
+
+#[test]
+fn the_whole_file_check_holds_across_a_restart() {
+    // The server keeps a running hash of each upload in memory; after a
+    // restart it must read the file back instead, and still tell a good
+    // file from a bad one.
+    let mut e = appliance();
+    let sha = |text: &[u8]| -> String { sha256(text).iter().map(|b| format!("{b:02x}")).collect() };
+    let mut locations = Vec::new();
+    for claimed in [sha(b"abcdefgh"), sha(b"abcdefgX")] {
+        let meta = format!("sha256 {}", base64_encode(claimed.as_bytes()));
+        let created = tus(
+            &e,
+            "POST",
+            "/upload/",
+            &[
+                "Upload-Length: 8".into(),
+                format!("Upload-Metadata: {meta}"),
+            ],
+            &[],
+        );
+        let location = created.header("Location").unwrap().to_string();
+        assert_eq!(patch_at(&e, &location, 0, b"abcd").status, 204);
+        locations.push(location);
+    }
+    e.kill9_and_restart();
+    let (good, bad) = (&locations[0], &locations[1]);
+    assert_eq!(patch_at(&e, good, 4, b"efgh").status, 204);
+    assert_eq!(patch_at(&e, bad, 4, b"efgh").status, 460);
+    // Without a restart the running hash decides, the same way.
+    let created = tus(
+        &e,
+        "POST",
+        "/upload/",
+        &[
+            "Upload-Length: 8".into(),
+            format!(
+                "Upload-Metadata: sha256 {}",
+                base64_encode(sha(b"abcdefgX").as_bytes())
+            ),
+        ],
+        &[],
+    );
+    let location = created.header("Location").unwrap().to_string();
+    assert_eq!(patch_at(&e, &location, 0, b"abcd").status, 204);
+    assert_eq!(patch_at(&e, &location, 4, b"efgh").status, 460);
+}

@@ -2,7 +2,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The median of a non-empty sample.
@@ -118,6 +118,43 @@ pub fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String
     value
         .parse()
         .map_err(|_| format!("{flag}: not a number: {value}"))
+}
+
+/// Starts Debian's nginx with `workers` worker processes on `port`, its
+/// files under `dir`, serving the given `location` blocks, with the anchor
+/// settings every comparison uses (sendfile, tcp_nopush, tcp_nodelay, no
+/// access log).
+pub fn start_nginx(
+    dir: &Path,
+    port: u16,
+    workers: usize,
+    locations: &str,
+) -> Result<Child, String> {
+    let conf = dir.join("nginx.conf");
+    let text = format!(
+        "user root;\nworker_processes {workers};\ndaemon off;\nmaster_process on;\npid {dir}/nginx.pid;\n\
+         error_log {dir}/nginx-error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+         keepalive_requests 1000000;\n\
+         types {{ video/iso.segment m4s; }}\n  default_type application/octet-stream;\n\
+         client_body_temp_path {dir}/tmp;\n  proxy_temp_path {dir}/tmp;\n  fastcgi_temp_path {dir}/tmp;\n\
+         uwsgi_temp_path {dir}/tmp;\n  scgi_temp_path {dir}/tmp;\n\
+         server {{\n    listen 127.0.0.1:{port};\n    {locations}\n  }}\n}}\n",
+        dir = dir.display(),
+    );
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+    std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+    let mut child = Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start nginx (install it with scripts/setup.sh): {e}"))?;
+    wait_for_port(port, &mut child, "nginx")?;
+    Ok(child)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::harness::{free_port, median, record, wait_for_port, LoadOptions};
+use crate::harness::{free_port, median, record, start_nginx, wait_for_port, LoadOptions};
 use crate::procstat;
 use crate::wrk::{self, WrkResult};
 
@@ -63,7 +63,8 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
 
     let nginx_port = free_port();
     let engine_port = free_port();
-    let mut nginx = start_nginx(&dir, &root, nginx_port, o.threads)?;
+    let location = format!("location /v/ {{ alias {}/; }}", root.display());
+    let mut nginx = start_nginx(&dir, nginx_port, o.threads, &location)?;
     let mut engine = start_engine(&o.streamgate, &root, engine_port, o.threads)?;
     let servers = [
         (Server::Nginx, nginx_port, nginx.id()),
@@ -163,35 +164,6 @@ fn table(label: &str, samples: &[Vec<Sample>; 2]) -> String {
 
 fn url(port: u16, name: &str) -> String {
     format!("http://127.0.0.1:{port}/v/a/{name}")
-}
-
-fn start_nginx(dir: &Path, root: &Path, port: u16, workers: usize) -> Result<Child, String> {
-    let conf = dir.join("nginx.conf");
-    let text = format!(
-        "user root;\nworker_processes {workers};\ndaemon off;\nmaster_process on;\npid {dir}/nginx.pid;\n\
-         error_log {dir}/nginx-error.log warn;\nevents {{ worker_connections 4096; }}\n\
-         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
-         keepalive_requests 1000000;\n\
-         types {{ video/iso.segment m4s; }}\n  default_type application/octet-stream;\n\
-         client_body_temp_path {dir}/tmp;\n  proxy_temp_path {dir}/tmp;\n  fastcgi_temp_path {dir}/tmp;\n\
-         uwsgi_temp_path {dir}/tmp;\n  scgi_temp_path {dir}/tmp;\n\
-         server {{\n    listen 127.0.0.1:{port};\n    location /v/ {{ alias {root}/; }}\n  }}\n}}\n",
-        dir = dir.display(),
-        root = root.display(),
-    );
-    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
-    std::fs::write(&conf, text).map_err(|e| e.to_string())?;
-    let mut child = Command::new("/usr/sbin/nginx")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(dir.join("nginx-error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start nginx (install it with scripts/setup.sh): {e}"))?;
-    wait_for_port(port, &mut child, "nginx")?;
-    Ok(child)
 }
 
 fn start_engine(bin: &Path, root: &Path, port: u16, threads: usize) -> Result<Child, String> {

@@ -6,6 +6,9 @@
 //! `streamgate-bench transcode` runs `streamgate transcode` against the
 //! ffmpeg CLI on the same 1080p source and ladder (wall time, PSNR).
 //!
+//! `streamgate-bench ingest` uploads one file with `streamgate ingest` and
+//! with `curl -T` to nginx's WebDAV PUT (client MB/s, server CPU per GB).
+//!
 //! `streamgate-bench http` serves the same files from Debian's nginx and from
 //! `streamgate engine`, drives both with the same `wrk` load in interleaved
 //! rounds (A B, B A, …), and reports medians of req/s, MB/s, p99 latency and
@@ -15,6 +18,7 @@
 
 mod harness;
 mod http;
+mod ingest;
 mod parse;
 mod procstat;
 mod sendpath;
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Some("tokens") => {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| tokens::run(&o))
         }
+        Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| ingest::run(&o)),
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => {
             harness::LoadOptions::parse(&args[1..], 3, 4).and_then(|o| sendpath::run(&o))
@@ -71,4 +76,5 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench ingest [--rounds N] [--mib M] [--streamgate PATH] [--markdown FILE]
        streamgate-bench parse [--markdown FILE]";

@@ -54,6 +54,8 @@ pub struct Ingest {
     send_timeout: std::time::Duration,
     /// Uploads with a PATCH in progress (one at a time per upload).
     busy: Mutex<HashSet<String>>,
+    /// Whole-file hashes of uploads in progress.
+    running: receive::RunningHashes,
     active: AtomicUsize,
 }
 
@@ -75,6 +77,7 @@ impl Ingest {
             idle_timeout: engine.idle_timeout,
             send_timeout: engine.send_timeout,
             busy: Mutex::default(),
+            running: receive::RunningHashes::default(),
             active: AtomicUsize::new(0),
         });
         expiry::start_sweeper(&ingest)?;
@@ -103,6 +106,7 @@ impl Ingest {
     /// (nothing stands behind it). The caller holds the claim.
     fn discard(&self, id: &str, upload: &store::Upload) {
         self.store.remove(id, upload);
+        self.running.take(id);
         if !upload.complete {
             if let Err(e) = self.control.delete_asset(&upload.asset) {
                 eprintln!(

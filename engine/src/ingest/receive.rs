@@ -2,9 +2,11 @@
 //! acknowledged — and, after the last one, the whole-file check and the
 //! transcode job.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use streamgate_api::v1::AssetStatus;
@@ -17,6 +19,37 @@ use crate::telemetry;
 
 /// Read size while streaming a body to disk.
 const CHUNK: usize = 256 << 10;
+
+/// The SHA-256 of each upload's acknowledged bytes so far, kept while the
+/// process lives, so that the last chunk need not read the whole file back
+/// to check it (for a large file that took long enough to time clients
+/// out). After a restart the state is gone and the check reads the file.
+#[derive(Default)]
+pub(super) struct RunningHashes(Mutex<HashMap<String, (u64, Sha256)>>);
+
+impl RunningHashes {
+    /// The hash of the first `at` bytes, if it is known.
+    fn at(&self, id: &str, at: u64) -> Option<Sha256> {
+        if at == 0 {
+            return Some(Sha256::new());
+        }
+        let map = self.0.lock().ok()?;
+        map.get(id)
+            .filter(|(offset, _)| *offset == at)
+            .map(|(_, hash)| hash.clone())
+    }
+
+    fn keep(&self, id: &str, at: u64, hash: Sha256) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(id.to_string(), (at, hash));
+        }
+    }
+
+    /// Takes an upload's hash out (it is finished or gone).
+    pub(super) fn take(&self, id: &str) -> Option<(u64, Sha256)> {
+        self.0.lock().ok()?.remove(id)
+    }
+}
 
 /// Streams the body to the data file at the upload's offset.
 pub(super) fn receive(
@@ -37,7 +70,13 @@ pub(super) fn receive(
     };
     let start = upload.offset;
     let mut written = 0u64;
-    let mut hash = Sha256::new();
+    // This chunk's hash, for its Upload-Checksum; the whole file's so far,
+    // for the metadata's sha256.
+    let mut hash = checksum.map(|_| Sha256::new());
+    let mut whole = upload
+        .sha256
+        .as_ref()
+        .and_then(|_| ingest.running.at(id, start));
     let mut chunk = vec![0u8; CHUNK];
     let mut broken = false;
     while written < body_len {
@@ -61,7 +100,9 @@ pub(super) fn receive(
             let _ = file.set_len(start);
             return Answer::new(500).closing();
         }
-        hash.update(&chunk[..n]);
+        for h in [hash.as_mut(), whole.as_mut()].into_iter().flatten() {
+            h.update(&chunk[..n]);
+        }
         written += n as u64;
     }
     if broken && checksum.is_some() {
@@ -69,7 +110,7 @@ pub(super) fn receive(
         let _ = file.set_len(start);
         return Answer::new(400).closing();
     }
-    if let Some(expected) = checksum {
+    if let (Some(expected), Some(hash)) = (checksum, hash) {
         if hash.finalize()[..] != *expected {
             let _ = file.set_len(start);
             telemetry::upload("chunk_checksum_mismatch");
@@ -90,6 +131,9 @@ pub(super) fn receive(
         let _ = file.set_len(start);
         return Answer::new(500).closing();
     }
+    if let Some(whole) = whole {
+        ingest.running.keep(id, upload.offset, whole);
+    }
     telemetry::upload_bytes(written);
     if broken {
         return Answer::new(400).closing(); // nobody is listening anyway
@@ -109,10 +153,13 @@ pub(super) fn receive(
 fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> {
     let data = ingest.store.data_path(id);
     if let Some(expected) = &upload.sha256 {
-        let actual = file_sha256(&data).map_err(|e| {
-            eprintln!("streamgate engine: ingest: hashing {id}: {e}");
-            Answer::new(500)
-        })?;
+        let actual = match ingest.running.take(id) {
+            Some((at, hash)) if at == upload.length => hex(&hash.finalize()),
+            _ => file_sha256(&data).map_err(|e| {
+                eprintln!("streamgate engine: ingest: hashing {id}: {e}");
+                Answer::new(500)
+            })?,
+        };
         if &actual != expected {
             // Nothing is queued: the asset fails with the reason and the
             // bytes are dropped.
@@ -186,5 +233,9 @@ fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
         }
         hash.update(&chunk[..n]);
     }
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&hash.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
