@@ -140,6 +140,15 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
                     .set_gate(op.request(pb::SetGateRequest { id: g.id, rules })),
             )?;
             print_asset(&a);
+            if !file.chains.contains_key(&g.chain.to_string()) {
+                // The control plane reads the same file: without RPC URLs
+                // for the chain no viewer can be checked, so nobody gets in.
+                eprintln!(
+                    "warning: no [chains.{0}] rpc = [...] in the configuration; asset stays closed \
+                     to every viewer until chain {0} is configured and the control plane restarted",
+                    g.chain
+                );
+            }
         }
         AssetCommand::Ungate { id } => {
             let a = op.call(op.assets().set_gate(op.request(pb::SetGateRequest {

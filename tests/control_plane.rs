@@ -80,7 +80,7 @@ fn nft_gate_scenario(control_toml: &str) {
     anvil.mint1155(multi, w2, 7, 2);
     // The first RPC URL is dead: every check fails over to anvil.
     let e = serve(&[dead_url(), anvil.url()], control_toml);
-    e.cli(
+    let (_, said) = e.cli_with_stderr(
         &["asset", "gate", "movie"],
         &[
             "--chain",
@@ -90,6 +90,10 @@ fn nft_gate_scenario(control_toml: &str) {
             "--token-id",
             "1",
         ],
+    );
+    assert!(
+        !said.contains("warning"),
+        "chain 31337 is configured: {said}"
     );
     let shown = e.cli(
         &["asset", "gate", "movie"],

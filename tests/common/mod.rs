@@ -324,6 +324,11 @@ impl Engine {
     /// Runs `streamgate <command> --config <ours> <args>`; panics on failure,
     /// returns stdout.
     pub fn cli(&self, command: &[&str], args: &[&str]) -> String {
+        self.cli_with_stderr(command, args).0
+    }
+
+    /// [`Engine::cli`], with what it said on stderr.
+    pub fn cli_with_stderr(&self, command: &[&str], args: &[&str]) -> (String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
             .args(command)
             .arg("--config")
@@ -331,18 +336,18 @@ impl Engine {
             .args(args)
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),
-            "streamgate {command:?} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "streamgate {command:?} {args:?}: {stderr}"
         );
-        String::from_utf8(out.stdout).unwrap()
+        (String::from_utf8(out.stdout).unwrap(), stderr)
     }
 
     /// Gates `asset` behind an ERC-721 rule on a chain with no RPC: it is
     /// then reachable only through operator-issued tokens.
     pub fn gate_unreachable(&self, asset: &str) {
-        self.cli(
+        let (_, said) = self.cli_with_stderr(
             &["asset", "gate", asset],
             &[
                 "--chain",
@@ -350,6 +355,11 @@ impl Engine {
                 "--erc721",
                 "0x00000000000000000000000000000000000000a1",
             ],
+        );
+        // The operator is told the asset is now closed to every viewer.
+        assert!(
+            said.contains("no [chains.999999]") && said.contains("stays closed"),
+            "{said}"
         );
         self.wait_status(&format!("/v/{asset}/master.m3u8"), 404);
     }
