@@ -44,6 +44,8 @@ pub struct ControlSection {
     database: Option<String>,
     public_url: Option<String>,
     challenge_ttl: Option<String>,
+    challenge_limit_per_address: Option<u32>,
+    challenge_limit: Option<u32>,
     session_ttl: Option<String>,
     playback_ttl: Option<String>,
     playback_max_ttl: Option<String>,
@@ -161,6 +163,12 @@ impl FileConfig {
                 ));
             }
             c.database = v.clone();
+        }
+        if let Some(n) = s.challenge_limit_per_address {
+            c.challenge_limit_per_address = n.max(1);
+        }
+        if let Some(n) = s.challenge_limit {
+            c.challenge_limit = n.max(1);
         }
         c.public_url = match &s.public_url {
             Some(v) => v.clone(),

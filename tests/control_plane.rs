@@ -410,3 +410,49 @@ fn solana_wallets_sign_in_with_ed25519() {
     );
     assert_eq!(playback(e.http, session, "movie").code(), "nft_required");
 }
+
+#[test]
+fn unanswered_challenges_are_capped() {
+    let e = serve(&[], "challenge_limit_per_address = 3\nchallenge_limit = 5");
+    let [(k0, w0), (_, w1), ..] = WALLETS;
+    let ask = |wallet: &str| {
+        api(
+            e.http,
+            "POST",
+            "/api/v1/auth/challenge",
+            None,
+            Some(&json!({"address": wallet, "chain_id": CHAIN_ID, "kind": "siwe"}).to_string()),
+        )
+    };
+    let mut first = None;
+    for _ in 0..3 {
+        let r = ask(w0);
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        first.get_or_insert(r.json);
+    }
+    // A fourth for the same wallet, in whatever case it is written.
+    for wallet in [w0.to_string(), w0.to_lowercase()] {
+        let refused = ask(&wallet);
+        assert_eq!(
+            (refused.status, refused.code()),
+            (429, "too_many_challenges")
+        );
+        assert!(refused.header("Retry-After").is_some());
+    }
+    // Another wallet still gets in, up to the cap on all of them.
+    assert_eq!(ask(w1).status, 200);
+    assert_eq!(ask(w1).status, 200);
+    assert_eq!(ask(w1).code(), "too_many_challenges");
+    // Answering a challenge frees its place.
+    let first = first.unwrap();
+    let signature = personal_sign(k0, first["message"].as_str().unwrap());
+    assert_eq!(
+        login(e.http, first["challenge_id"].as_str().unwrap(), &signature).status,
+        200
+    );
+    assert_eq!(ask(w0).status, 200);
+    assert_eq!(
+        e.metric("streamgate_signins_total{kind=\"siwe\",result=\"too_many_challenges\"}"),
+        3.0
+    );
+}

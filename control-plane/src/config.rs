@@ -42,6 +42,11 @@ pub struct ControlConfig {
     pub nft_negative_ttl: Duration,
     /// How long a sign-in challenge may wait for its signature.
     pub challenge_ttl: Duration,
+    /// Unanswered, unexpired challenges one wallet address may hold; more
+    /// get 429 (the endpoint is public: this bounds what a flood writes).
+    pub challenge_limit_per_address: u32,
+    /// Unanswered, unexpired challenges in all.
+    pub challenge_limit: u32,
     /// Session lifetime.
     pub session_ttl: Duration,
     /// Default playback-token lifetime.
@@ -70,6 +75,8 @@ impl ControlConfig {
             nft_cache_ttl: Duration::from_secs(15),
             nft_negative_ttl: Duration::from_secs(5),
             challenge_ttl: Duration::from_secs(300),
+            challenge_limit_per_address: 5,
+            challenge_limit: 10_000,
             session_ttl: Duration::from_secs(3600),
             playback_ttl: Duration::from_secs(4 * 3600),
             playback_max_ttl: Duration::from_secs(24 * 3600),

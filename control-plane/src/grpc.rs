@@ -27,6 +27,7 @@ impl From<ApiError> for Status {
             403 => Code::PermissionDenied,
             404 => Code::NotFound,
             409 => Code::FailedPrecondition,
+            429 => Code::ResourceExhausted,
             503 => Code::Unavailable,
             _ => Code::Internal,
         };

@@ -34,7 +34,7 @@ pub struct ApiError {
     pub message: String,
     /// The rules the wallet failed (`nft_required`).
     pub rules: Vec<GateRule>,
-    /// Seconds for `Retry-After` (`chain_unavailable`).
+    /// Seconds for `Retry-After` (`chain_unavailable`, `too_many_challenges`).
     pub retry_after: Option<u64>,
 }
 
@@ -274,6 +274,25 @@ impl Service {
         let payload = auth::build(kind, &spec).map_err(|_| {
             ApiError::malformed("address is not a valid wallet address for this kind")
         })?;
+        // Soft caps (two requests racing may both pass): enough to keep a
+        // flood of this public endpoint from writing without bound.
+        let (for_address, total) = self
+            .store
+            .live_challenges(address, now.unix_timestamp())
+            .await?;
+        if for_address >= i64::from(self.config.challenge_limit_per_address)
+            || total >= i64::from(self.config.challenge_limit)
+        {
+            metrics::sign_in(kind.as_str(), "too_many_challenges");
+            return Err(ApiError {
+                retry_after: Some(self.config.challenge_ttl.as_secs().max(1)),
+                ..ApiError::new(
+                    429,
+                    "too_many_challenges",
+                    "too many unanswered sign-in challenges; answer one or wait for them to expire",
+                )
+            });
+        }
         let id = random_id(18);
         let expires_at = (now + ttl).unix_timestamp();
         self.store

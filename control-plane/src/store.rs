@@ -297,6 +297,26 @@ impl Store {
         Ok(())
     }
 
+    /// Unanswered, unexpired challenges at `now`: for `address` (compared
+    /// without case, as EVM addresses are written either way) and in all.
+    pub async fn live_challenges(&self, address: &str, now: i64) -> Result<(i64, i64), StoreError> {
+        let for_address = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM challenges \
+             WHERE used_at IS NULL AND expires_at >= $1 AND LOWER(address) = LOWER($2)",
+        )
+        .bind(now)
+        .bind(address)
+        .fetch_one(&self.pool)
+        .await?;
+        let total = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM challenges WHERE used_at IS NULL AND expires_at >= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((for_address, total))
+    }
+
     /// A challenge by id.
     pub async fn challenge(&self, id: &str) -> Result<Option<ChallengeRecord>, StoreError> {
         let Some(row) = sqlx::query("SELECT * FROM challenges WHERE id = $1")
