@@ -45,7 +45,7 @@ fn get_serves_the_file_with_origin_headers() {
     for h in ["Content-Length", "Content-Range", "ETag"] {
         assert!(exposed.contains(h), "{exposed}");
     }
-    assert!(!r.has("Set-Cookie"), "no cookies, ever");
+    assert!(r.header("Set-Cookie").is_none(), "no cookies, ever");
 }
 
 fn httpdate_ok(s: &str) -> bool {
@@ -125,7 +125,7 @@ fn conditional_requests() {
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     assert_eq!(r.header("ETag"), Some(etag.as_str()));
-    assert!(r.has("Cache-Control"));
+    assert!(r.header("Cache-Control").is_some());
     assert_eq!(
         e.get("/v/a1/720p/1.m4s", "If-None-Match: \"nope\"\r\n")
             .status,
@@ -238,7 +238,7 @@ fn cors_preflight_and_origin_lists() {
         .header("Access-Control-Allow-Headers")
         .unwrap()
         .contains("Range"));
-    assert!(r.has("Access-Control-Max-Age"));
+    assert!(r.header("Access-Control-Max-Age").is_some());
 
     let listed = Engine::start_with(
         Options {
@@ -255,7 +255,7 @@ fn cors_preflight_and_origin_lists() {
     assert_eq!(ok.header("Vary"), Some("Origin"));
     let other = listed.get("/v/a1/master.m3u8", "Origin: https://evil.example\r\n");
     assert_eq!(other.status, 200);
-    assert!(!other.has("Access-Control-Allow-Origin"));
+    assert!(other.header("Access-Control-Allow-Origin").is_none());
 }
 
 #[test]
