@@ -158,11 +158,18 @@ pub fn run(args: AssetArgs) -> Result<(), String> {
             print_asset(&a);
         }
         AssetCommand::Delete { id } => {
-            op.call(
+            let deleted = op.call(
                 op.assets()
                     .delete_asset(op.request(pb::DeleteAssetRequest { id: id.clone() })),
             )?;
-            println!("deleted {id}");
+            if deleted.files_removed {
+                println!("deleted {id}");
+            } else {
+                println!(
+                    "deleted {id}: the control plane holds no files for it; \
+                     each engine removes its copy within a second (its next poll)"
+                );
+            }
         }
     }
     Ok(())

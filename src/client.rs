@@ -70,7 +70,8 @@ impl Operator {
             .block_on(call)
             .map(tonic::Response::into_inner)
             .map_err(|status| {
-                if status.code() == tonic::Code::Unavailable && !status.message().contains(':') {
+                // No error code: the control plane never answered.
+                if streamgate_api::ErrorCode::of(&status).is_none() {
                     format!(
                         "cannot reach the control plane at {} ({}; is `streamgate serve` running?)",
                         self.endpoint,

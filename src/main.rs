@@ -9,6 +9,7 @@ mod asset;
 mod client;
 mod config;
 mod ingest;
+mod log;
 mod progress;
 mod serve;
 mod token;
@@ -85,6 +86,7 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init();
     let result = match cli.command {
         Command::Serve(args) => serve::run_serve(args),
         Command::Engine(args) => run_engine(args),

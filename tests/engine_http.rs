@@ -592,11 +592,21 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
             pattern(len, 10),
             "{url}: stale after rewrite"
         );
-        // Deleted.
+        let held = e.metric("streamgate_cache_bytes");
+        if len < 16 << 10 {
+            assert_eq!(held, len as f64, "{url}: a small file is held in memory");
+        } else {
+            assert_eq!(held, 0.0, "{url}: a segment is held as a descriptor");
+        }
+        // Deleted: refused, and the cache lets go of it.
         std::fs::remove_file(&path).unwrap();
         assert_eq!(e.get(url, "").status, 404, "{url}: served after delete");
+        assert_eq!(
+            e.metric("streamgate_cache_bytes"),
+            0.0,
+            "{url}: still cached"
+        );
     }
-    assert!(e.metric("streamgate_cache_bytes") > 0.0);
 }
 
 #[test]
@@ -626,6 +636,49 @@ fn large_files_stream_zero_copy_from_cached_descriptors() {
         0.0,
         "an 8 MiB body is never copied into memory"
     );
+}
+
+#[test]
+fn a_deleted_file_leaves_the_cache_and_frees_its_descriptor() {
+    let e = Engine::start_with(
+        Options {
+            threads: 1,
+            engine_toml: "cache_max_object = 4096".into(),
+            ..Options::default()
+        },
+        |root| {
+            asset(root);
+            write(&root.join("a1/720p/9.m4s"), &pattern(1 << 20, 9));
+        },
+    );
+    let path = e.root.join("a1/720p/9.m4s");
+    assert_eq!(e.get("/v/a1/720p/9.m4s", "").status, 200);
+    assert!(
+        open_descriptors_to(e.pid(), &path) > 0,
+        "the cache holds the large file's descriptor"
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(e.get("/v/a1/720p/9.m4s", "").status, 404);
+    // The deleted file's blocks are freed only once no descriptor is open.
+    assert_eq!(
+        open_descriptors_to(e.pid(), &path),
+        0,
+        "a deleted segment must not stay open in the hot cache"
+    );
+}
+
+/// Descriptors of process `pid` open on `path` (deleted or not).
+fn open_descriptors_to(pid: i32, path: &Path) -> usize {
+    let wanted = path.display().to_string();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            let t = target.display().to_string();
+            t == wanted || t == format!("{wanted} (deleted)")
+        })
+        .count()
 }
 
 #[test]

@@ -154,6 +154,14 @@ fn revocation_and_rotation_apply_without_restart() {
     // Revoked while cached on the workers: refused from the next poll on.
     let jti = signer_claims_jti(&token);
     let other = e.issue_token("movie");
+    // A token id that is too long is refused for what it is, not as missing.
+    let out = e.cli_output(&["token", "revoke"], &[&"j".repeat(200)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("at most 128") && !said.contains("required"),
+        "{said}"
+    );
     e.cli(&["token", "revoke"], &[&jti]);
     e.wait_status(&path, 403);
     assert_eq!(

@@ -14,3 +14,7 @@ pub mod v1 {
 
 /// gRPC metadata key carrying `Bearer <operator token>` or `Bearer <session>`.
 pub const AUTHORIZATION: &str = "authorization";
+
+mod error;
+
+pub use error::{ErrorCode, ERROR_CODE_METADATA};

@@ -6,34 +6,19 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use streamgate_api::v1 as pb;
-use tonic::{Code, Request, Response, Status};
+use streamgate_api::ErrorCode;
+use tonic::{Request, Response, Status};
 
 use crate::auth::SignInKind;
 use crate::chain::Decision;
 use crate::model::{Asset, AssetStatus, GateRule, RuleKind};
-use crate::service::{ApiError, Service};
+use crate::service::{ApiError, Deleted, Service};
 
 type Reply<T> = Result<Response<T>, Status>;
 
 /// Every service, sharing one [`Service`].
 #[derive(Clone)]
 pub struct Grpc(pub Arc<Service>);
-
-impl From<ApiError> for Status {
-    fn from(e: ApiError) -> Self {
-        let code = match e.status {
-            400 => Code::InvalidArgument,
-            401 => Code::Unauthenticated,
-            403 => Code::PermissionDenied,
-            404 => Code::NotFound,
-            409 => Code::FailedPrecondition,
-            429 => Code::ResourceExhausted,
-            503 => Code::Unavailable,
-            _ => Code::Internal,
-        };
-        Status::new(code, format!("{}: {}", e.code, e.message))
-    }
-}
 
 fn bearer<T>(request: &Request<T>) -> Option<&str> {
     request
@@ -61,11 +46,7 @@ fn status_from_pb(value: i32) -> Result<AssetStatus, Status> {
         Ok(pb::AssetStatus::Transcoding) => AssetStatus::Transcoding,
         Ok(pb::AssetStatus::Ready) => AssetStatus::Ready,
         Ok(pb::AssetStatus::Failed) => AssetStatus::Failed,
-        _ => {
-            return Err(Status::invalid_argument(
-                "malformed: asset status is required",
-            ))
-        }
+        _ => return Err(ApiError::malformed("asset status is required").into()),
     })
 }
 
@@ -85,7 +66,7 @@ fn rule_to_pb(r: &GateRule) -> pb::GateRule {
 
 /// Parses and normalizes a rule from the wire.
 fn rule_from_pb(r: &pb::GateRule) -> Result<GateRule, Status> {
-    let bad = |what: &str| Status::invalid_argument(format!("malformed: rule {what}"));
+    let bad = |what: &str| Status::from(ApiError::malformed(format!("rule {what}")));
     let kind = match pb::gate_rule::Kind::try_from(r.kind) {
         Ok(pb::gate_rule::Kind::Erc721Token) => RuleKind::Erc721Token,
         Ok(pb::gate_rule::Kind::Erc721Balance) => RuleKind::Erc721Balance,
@@ -173,8 +154,10 @@ impl pb::assets_server::Assets for Grpc {
         request: Request<pb::DeleteAssetRequest>,
     ) -> Reply<pb::DeleteAssetResponse> {
         self.0.operator(bearer(&request)).await?;
-        self.0.delete_asset(&request.get_ref().id).await?;
-        Ok(Response::new(pb::DeleteAssetResponse {}))
+        let deleted = self.0.delete_asset(&request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteAssetResponse {
+            files_removed: deleted == Deleted::WithFiles,
+        }))
     }
 
     async fn update_asset_status(
@@ -286,7 +269,7 @@ impl pb::chain_server::Chain for Grpc {
             Decision::Allowed { cached } => (true, cached),
             Decision::Denied { cached } => (false, cached),
             Decision::Unavailable(detail) => {
-                return Err(Status::unavailable(format!("chain_unavailable: {detail}")))
+                return Err(ApiError::new(ErrorCode::ChainUnavailable, detail).into())
             }
         };
         Ok(Response::new(pb::VerifyOwnershipResponse {
@@ -313,6 +296,7 @@ impl pb::keys_server::Keys for Grpc {
                 .collect(),
             revoked: state.revoked,
             open_assets: state.open_assets,
+            deleted_assets: state.deleted_assets,
         }))
     }
 

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use streamgate_api::ErrorCode;
+
 use crate::auth::SignInKind;
 use crate::service::{ApiError, Caller, Service};
 
@@ -29,11 +31,12 @@ struct AppState {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let mut error = json!({"code": self.code.as_str(), "message": self.message});
         if !self.rules.is_empty() {
             error["rules"] = json!(self.rules);
         }
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -62,10 +65,7 @@ pub fn router(service: Arc<Service>, metrics: Option<PrometheusHandle>) -> Route
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            let mut e = ApiError::malformed("method not allowed here");
-            e.status = 405;
-            e.code = "method_not_allowed";
-            e
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
         })
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
@@ -212,8 +212,8 @@ async fn playback(
     let caller = s.service.caller(bearer(&headers)).await?;
     if matches!(caller, Caller::Operator) {
         // Browsers sign in; the operator token belongs to the CLI (gRPC).
-        return Err(ApiError::unauthorized(
-            "invalid_session",
+        return Err(ApiError::new(
+            ErrorCode::InvalidSession,
             "a wallet session is required",
         ));
     }

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod chain;
 pub mod config;
+mod error;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

@@ -130,7 +130,7 @@ impl ControlPlane {
                 )
                 .await;
             if let Err(e) = result {
-                eprintln!("streamgate control: gRPC server: {e}");
+                tracing::error!(error = %e, "gRPC server stopped");
             }
         }));
 
@@ -143,7 +143,7 @@ impl ControlPlane {
                 })
                 .await;
             if let Err(e) = result {
-                eprintln!("streamgate control: HTTP server: {e}");
+                tracing::error!(error = %e, "HTTP server stopped");
             }
         }));
 

@@ -2,7 +2,7 @@
 //! only translate requests into these calls and [`ApiError`] into their
 //! status codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -12,84 +12,21 @@ use time::OffsetDateTime;
 use crate::auth::{self, AuthError, Expect, SignInKind};
 use crate::chain::{Decision, Gatekeeper};
 use crate::config::ControlConfig;
+pub use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{
     is_asset_id, random_asset_id, random_id, unix_now, Asset, AssetStatus, GateRule,
 };
 use crate::secrets::{self, KeyDir};
-use crate::store::{ChallengeRecord, SessionRecord, Store, StoreError};
+use crate::store::{ChallengeRecord, SessionRecord, Store};
+use streamgate_api::ErrorCode;
+use streamgate_assets::{AssetError, AssetStore, LocalStore};
+
+/// Longest token id `revoke` accepts (ours are 22 characters).
+pub const MAX_JTI_LEN: usize = 128;
 
 /// Seconds a client should wait before retrying after a chain outage.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
-
-/// A refused or failed operation, with what both front ends need.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: u16,
-    /// Stable snake_case code (Contract 5).
-    pub code: &'static str,
-    /// Human-readable, never a secret or an internal detail an attacker
-    /// could use.
-    pub message: String,
-    /// The rules the wallet failed (`nft_required`).
-    pub rules: Vec<GateRule>,
-    /// Seconds for `Retry-After` (`chain_unavailable`, `too_many_challenges`).
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            rules: Vec::new(),
-            retry_after: None,
-        }
-    }
-
-    /// 400 `malformed`.
-    pub fn malformed(message: impl Into<String>) -> Self {
-        Self::new(400, "malformed", message)
-    }
-
-    /// 401 with `code`.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(401, code, message)
-    }
-
-    /// 404 `not_found`.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(404, "not_found", message)
-    }
-
-    /// 409 with `code`.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(409, code, message)
-    }
-
-    fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "internal", message)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        eprintln!("streamgate control: {e}");
-        Self::new(
-            503,
-            "database_unavailable",
-            "the metadata database is unavailable",
-        )
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code, self.message)
-    }
-}
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +90,18 @@ pub struct EngineState {
     pub revoked: Vec<String>,
     /// Ready, ungated assets.
     pub open_assets: Vec<String>,
+    /// Assets deleted recently: engines remove their files.
+    pub deleted_assets: Vec<String>,
+}
+
+/// What deleting an asset removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The record and the files under this node's assets root.
+    WithFiles,
+    /// The record only: this node holds no files for it (a split
+    /// deployment); engines remove theirs on their next poll.
+    RecordOnly,
 }
 
 /// The control plane's state and operations.
@@ -215,8 +164,8 @@ impl Service {
     /// Who presents `bearer` (the operator token or a live session).
     pub async fn caller(&self, bearer: Option<&str>) -> Result<Caller, ApiError> {
         let bearer = bearer.ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_credentials",
+            ApiError::new(
+                ErrorCode::MissingCredentials,
                 "an Authorization: Bearer header is required",
             )
         })?;
@@ -225,8 +174,8 @@ impl Service {
         }
         match self.store.session(&session_hash(bearer)).await? {
             Some(s) if s.expires_at > unix_now() => Ok(Caller::Viewer { address: s.address }),
-            _ => Err(ApiError::unauthorized(
-                "invalid_session",
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidSession,
                 "session unknown, expired or logged out",
             )),
         }
@@ -237,8 +186,7 @@ impl Service {
         match self.caller(bearer).await? {
             Caller::Operator => Ok(()),
             Caller::Viewer { .. } => Err(ApiError::new(
-                403,
-                "operator_only",
+                ErrorCode::OperatorOnly,
                 "this call needs the operator token",
             )),
         }
@@ -284,14 +232,11 @@ impl Service {
             || total >= i64::from(self.config.challenge_limit)
         {
             metrics::sign_in(kind.as_str(), "too_many_challenges");
-            return Err(ApiError {
-                retry_after: Some(self.config.challenge_ttl.as_secs().max(1)),
-                ..ApiError::new(
-                    429,
-                    "too_many_challenges",
-                    "too many unanswered sign-in challenges; answer one or wait for them to expire",
-                )
-            });
+            return Err(ApiError::new(
+                ErrorCode::TooManyChallenges,
+                "too many unanswered sign-in challenges; answer one or wait for them to expire",
+            )
+            .retry_after(self.config.challenge_ttl.as_secs().max(1)));
         }
         let id = random_id(18);
         let expires_at = (now + ttl).unix_timestamp();
@@ -324,7 +269,10 @@ impl Service {
             .and_then(|r| SignInKind::parse(&r.kind))
             .map_or("unknown", SignInKind::as_str);
         let result = self.login_inner(record, challenge_id, signature).await;
-        metrics::sign_in(kind, result.as_ref().map_or_else(|e| e.code, |_| "ok"));
+        metrics::sign_in(
+            kind,
+            result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok"),
+        );
         result
     }
 
@@ -335,17 +283,17 @@ impl Service {
         signature: &str,
     ) -> Result<Session, ApiError> {
         let record = record
-            .ok_or_else(|| ApiError::unauthorized("invalid_challenge", "unknown challenge"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidChallenge, "unknown challenge"))?;
         if record.used_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "challenge_used",
+            return Err(ApiError::new(
+                ErrorCode::ChallengeUsed,
                 "challenge already used",
             ));
         }
         let now = OffsetDateTime::now_utc();
         if now.unix_timestamp() >= record.expires_at {
-            return Err(ApiError::unauthorized(
-                "challenge_expired",
+            return Err(ApiError::new(
+                ErrorCode::ChallengeExpired,
                 "challenge expired",
             ));
         }
@@ -362,8 +310,11 @@ impl Service {
         )
         .map_err(|e| match e {
             AuthError::Malformed => ApiError::malformed("signature is malformed"),
-            AuthError::Expired => ApiError::unauthorized("challenge_expired", "challenge expired"),
-            _ => ApiError::unauthorized("bad_signature", "signature does not match the address"),
+            AuthError::Expired => ApiError::new(ErrorCode::ChallengeExpired, "challenge expired"),
+            _ => ApiError::new(
+                ErrorCode::BadSignature,
+                "signature does not match the address",
+            ),
         })?;
         // Spent only by an otherwise valid sign-in, atomically: of two
         // racing replays exactly one wins.
@@ -372,8 +323,8 @@ impl Service {
             .spend_challenge(challenge_id, now.unix_timestamp())
             .await?
         {
-            return Err(ApiError::unauthorized(
-                "challenge_used",
+            return Err(ApiError::new(
+                ErrorCode::ChallengeUsed,
                 "challenge already used",
             ));
         }
@@ -399,12 +350,12 @@ impl Service {
     /// Ends the session presented as `bearer`.
     pub async fn logout(&self, bearer: Option<&str>) -> Result<(), ApiError> {
         let bearer =
-            bearer.ok_or_else(|| ApiError::unauthorized("missing_credentials", "no session"))?;
+            bearer.ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, "no session"))?;
         if self.store.delete_session(&session_hash(bearer)).await? {
             Ok(())
         } else {
-            Err(ApiError::unauthorized(
-                "invalid_session",
+            Err(ApiError::new(
+                ErrorCode::InvalidSession,
                 "session unknown, expired or logged out",
             ))
         }
@@ -445,8 +396,8 @@ impl Service {
             .insert_asset(&id, title, status, unix_now())
             .await?
         {
-            return Err(ApiError::conflict(
-                "asset_exists",
+            return Err(ApiError::new(
+                ErrorCode::AssetExists,
                 format!("asset {id:?} already exists"),
             ));
         }
@@ -476,8 +427,8 @@ impl Service {
         }
         let target = self.config.assets_root.join(&id);
         if target.exists() {
-            return Err(ApiError::conflict(
-                "asset_exists",
+            return Err(ApiError::new(
+                ErrorCode::AssetExists,
                 format!("{} already exists", target.display()),
             ));
         }
@@ -487,38 +438,48 @@ impl Service {
             .insert_asset(&id, title, AssetStatus::Ready, unix_now())
             .await?
         {
-            return Err(ApiError::conflict(
-                "asset_exists",
+            return Err(ApiError::new(
+                ErrorCode::AssetExists,
                 format!("asset {id:?} already exists"),
             ));
         }
-        if let Err(e) = move_into_place(&source, &self.config.assets_root, &id) {
-            let _ = self.store.delete_asset(&id).await;
-            return Err(ApiError::internal(format!(
-                "moving {path} under the root: {e}"
-            )));
+        let imported = LocalStore::create(&self.config.assets_root)
+            .map_err(|e| AssetError::io("opening the assets root", e))
+            .and_then(|store| store.import(&source, &id));
+        if let Err(e) = imported {
+            // Never published anywhere: no engine has files to remove.
+            let _ = self.store.delete_asset(&id, None).await;
+            return Err(match e {
+                AssetError::Exists(path) => ApiError::new(
+                    ErrorCode::AssetExists,
+                    format!("{} already exists", path.display()),
+                ),
+                e => ApiError::internal(format!("importing {path}: {e}")),
+            });
         }
         self.asset(&id).await
     }
 
     /// Removes an asset: metadata first (the engine stops serving it within
     /// a second), then its files.
-    pub async fn delete_asset(&self, id: &str) -> Result<(), ApiError> {
-        if !is_asset_id(id) || !self.store.delete_asset(id).await? {
+    pub async fn delete_asset(&self, id: &str) -> Result<Deleted, ApiError> {
+        if !is_asset_id(id) || !self.store.delete_asset(id, Some(unix_now())).await? {
             return Err(ApiError::not_found(format!("no asset {id:?}")));
         }
-        let dir = self.config.assets_root.join(id);
-        if dir.exists() {
-            // Rename first so no request ever sees a half-deleted asset.
-            let trash = self
-                .config
-                .assets_root
-                .join(format!(".deleted-{id}-{}", random_id(6)));
-            std::fs::rename(&dir, &trash)
-                .and_then(|()| std::fs::remove_dir_all(&trash))
-                .map_err(|e| ApiError::internal(format!("removing {}: {e}", dir.display())))?;
-        }
-        Ok(())
+        let root = &self.config.assets_root;
+        let removed = match LocalStore::open(root) {
+            Ok(store) => store
+                .remove(id)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            Err(_) => false, // no assets root on this node
+        };
+        // Nothing here: a split deployment, where the files are on the
+        // engines; each removes them when its next poll reports the deletion.
+        Ok(if removed {
+            Deleted::WithFiles
+        } else {
+            Deleted::RecordOnly
+        })
     }
 
     /// Sets status and progress (job runner, ingest).
@@ -548,9 +509,10 @@ impl Service {
             if !self.config.chains.contains_key(&rule.chain_id) {
                 // Allowed (the operator may add the chain later), but the
                 // asset stays closed until then: say so now.
-                eprintln!(
-                    "streamgate control: asset {id} gated on chain {}, which has no [chains.{}] rpc configured",
-                    rule.chain_id, rule.chain_id
+                tracing::warn!(
+                    asset = id,
+                    chain = rule.chain_id,
+                    "asset gated on a chain with no [chains.N] rpc configured: closed to every viewer"
                 );
             }
         }
@@ -584,7 +546,7 @@ impl Service {
                 Caller::Operator => "operator",
                 Caller::Viewer { .. } => "viewer",
             }),
-            Err(e) => metrics::token_refused(e.code),
+            Err(e) => metrics::token_refused(e.code.as_str()),
         }
         result
     }
@@ -597,8 +559,8 @@ impl Service {
     ) -> Result<Playback, ApiError> {
         let asset = self.asset(asset_id).await?;
         if asset.status != AssetStatus::Ready {
-            return Err(ApiError::conflict(
-                "not_ready",
+            return Err(ApiError::new(
+                ErrorCode::NotReady,
                 format!("asset {asset_id:?} is {}", asset.status.as_str()),
             ));
         }
@@ -608,25 +570,19 @@ impl Service {
                 match self.verify_ownership(address, &asset).await {
                     Decision::Allowed { .. } => {}
                     Decision::Denied { .. } => {
-                        return Err(ApiError {
-                            rules: asset.rules.clone(),
-                            ..ApiError::new(
-                                403,
-                                "nft_required",
-                                "this wallet holds none of the NFTs this asset requires",
-                            )
-                        })
+                        return Err(ApiError::new(
+                            ErrorCode::NftRequired,
+                            "this wallet holds none of the NFTs this asset requires",
+                        )
+                        .with_rules(asset.rules.clone()))
                     }
                     Decision::Unavailable(detail) => {
-                        eprintln!("streamgate control: NFT check for {asset_id}: {detail}");
-                        return Err(ApiError {
-                            retry_after: Some(RETRY_AFTER_SECONDS),
-                            ..ApiError::new(
-                                503,
-                                "chain_unavailable",
-                                "the chain cannot be reached to check ownership; try again",
-                            )
-                        });
+                        tracing::warn!(asset = asset_id, %detail, "NFT check could not be answered");
+                        return Err(ApiError::new(
+                            ErrorCode::ChainUnavailable,
+                            "the chain cannot be reached to check ownership; try again",
+                        )
+                        .retry_after(RETRY_AFTER_SECONDS));
                     }
                 }
                 Some(address.as_str())
@@ -665,8 +621,14 @@ impl Service {
     /// Revokes a playback token by id until `expires_at` (0: the longest
     /// lifetime a token can have).
     pub async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), ApiError> {
-        if jti.is_empty() || jti.len() > 128 {
+        if jti.is_empty() {
             return Err(ApiError::malformed("jti is required"));
+        }
+        if jti.len() > MAX_JTI_LEN {
+            return Err(ApiError::malformed(format!(
+                "jti is {} bytes long; token ids are at most {MAX_JTI_LEN}",
+                jti.len()
+            )));
         }
         let until = if expires_at > 0 {
             expires_at
@@ -712,6 +674,10 @@ impl Service {
             .collect();
         let revoked = self.store.revoked(now).await?;
         let open_assets = self.store.open_assets().await?;
+        let deleted_assets = self
+            .store
+            .deleted_assets(now - crate::store::DELETED_ASSET_RETENTION)
+            .await?;
         let mut digest = Sha256::new();
         for (kid, public) in &keys {
             digest.update(kid.as_bytes());
@@ -721,6 +687,8 @@ impl Service {
             .iter()
             .chain(std::iter::once(&String::new()))
             .chain(&open_assets)
+            .chain(std::iter::once(&String::new()))
+            .chain(&deleted_assets)
         {
             digest.update(item.as_bytes());
             digest.update([0]);
@@ -730,13 +698,14 @@ impl Service {
             keys,
             revoked,
             open_assets,
+            deleted_assets,
         })
     }
 
     /// Deletes expired challenges, sessions and revocations.
     pub async fn purge(&self) {
         if let Err(e) = self.store.purge_expired(unix_now()).await {
-            eprintln!("streamgate control: purge: {e}");
+            tracing::warn!(error = %e, "purging expired rows");
         }
     }
 }
@@ -751,42 +720,4 @@ fn wallet_hash(address: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(&Sha256::digest(address.as_bytes())[..16])
-}
-
-/// Moves `source` to `<root>/<id>`: a rename on one filesystem, otherwise a
-/// copy into a staging directory under the root renamed into place, so the
-/// asset appears whole or not at all.
-fn move_into_place(source: &Path, root: &Path, id: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(root)?;
-    let target = root.join(id);
-    match std::fs::rename(source, &target) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another filesystem.
-            let staging = root.join(format!(".staging-import-{id}-{}", random_id(6)));
-            copy_tree(source, &staging)
-                .and_then(|()| std::fs::rename(&staging, &target))
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_dir_all(&staging);
-                })?;
-            std::fs::remove_dir_all(source)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &dest)?;
-            std::fs::File::open(&dest)?.sync_all()?;
-        }
-    }
-    Ok(())
 }

@@ -12,23 +12,47 @@ use sqlx::{AnyPool, Row};
 use crate::model::{Asset, AssetStatus, GateRule, RuleKind};
 
 /// Versioned schema changes, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_deleted_assets.sql")),
+];
 
-/// A storage failure (the caller answers 500 / UNAVAILABLE).
+/// How long a deleted asset's id is reported to engines (they poll every
+/// second; a week covers an engine that was down for days).
+pub const DELETED_ASSET_RETENTION: i64 = 7 * 86_400;
+
+/// A storage failure (the caller answers 503 `database_unavailable`). The
+/// driver's error stays attached as [`std::error::Error::source`].
 #[derive(Debug)]
-pub struct StoreError(String);
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed a statement, or cannot be reached.
+    Database(sqlx::Error),
+    /// A stored row does not hold what this version writes.
+    Corrupt(String),
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "database: {}", self.0)
+        match self {
+            Self::Database(e) => write!(f, "database: {e}"),
+            Self::Corrupt(what) => write!(f, "database holds an unreadable row: {what}"),
+        }
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(e) => Some(e),
+            Self::Corrupt(_) => None,
+        }
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
+        Self::Database(e)
     }
 }
 
@@ -149,6 +173,13 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        if result.rows_affected() == 1 {
+            // The id is in use again: engines must no longer remove it.
+            sqlx::query("DELETE FROM deleted_assets WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(result.rows_affected() == 1)
     }
 
@@ -210,7 +241,11 @@ impl Store {
     }
 
     /// Removes an asset and its rules; `Ok(false)` for an unknown id.
-    pub async fn delete_asset(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_asset(
+        &self,
+        id: &str,
+        tombstone_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM gate_rules WHERE asset_id = $1")
             .bind(id)
@@ -220,8 +255,29 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let deleted = result.rows_affected() == 1;
+        if let (true, Some(now)) = (deleted, tombstone_at) {
+            sqlx::query(
+                "INSERT INTO deleted_assets (id, deleted_at) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(result.rows_affected() == 1)
+        Ok(deleted)
+    }
+
+    /// Ids of assets deleted since `since` (Unix seconds) and not created
+    /// again.
+    pub async fn deleted_assets(&self, since: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM deleted_assets WHERE deleted_at >= $1 ORDER BY id")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
     /// Replaces the asset's rules (empty opens it); `Ok(false)` for an
@@ -400,6 +456,10 @@ impl Store {
         ] {
             sqlx::query(statement).bind(now).execute(&self.pool).await?;
         }
+        sqlx::query("DELETE FROM deleted_assets WHERE deleted_at < $1")
+            .bind(now - DELETED_ASSET_RETENTION)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -504,7 +564,7 @@ fn asset_from_row(row: &AnyRow) -> Result<Asset, StoreError> {
         id: row.try_get("id")?,
         title: row.try_get("title")?,
         status: AssetStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("unknown asset status {status:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown asset status {status:?}")))?,
         progress: row.try_get::<i64, _>("progress")?.clamp(0, 100) as u32,
         error: row.try_get("error")?,
         rules: Vec::new(),
@@ -518,7 +578,7 @@ fn rule_from_row(row: &AnyRow) -> Result<GateRule, StoreError> {
     let contract: String = row.try_get("contract")?;
     let token_id: String = row.try_get("token_id")?;
     let min_balance: String = row.try_get("min_balance")?;
-    let bad = |what: &str| StoreError(format!("stored rule has a bad {what}"));
+    let bad = |what: &str| StoreError::Corrupt(format!("stored rule has a bad {what}"));
     Ok(GateRule {
         kind: RuleKind::parse(&kind).ok_or_else(|| bad("kind"))?,
         chain_id: row.try_get::<i64, _>("chain_id")? as u64,
@@ -526,4 +586,17 @@ fn rule_from_row(row: &AnyRow) -> Result<GateRule, StoreError> {
         token_id: U256::from_str(&token_id).map_err(|_| bad("token id"))?,
         min_balance: U256::from_str(&min_balance).map_err(|_| bad("balance"))?,
     })
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_error_is_the_source() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<sqlx::Error>().is_some());
+        assert!(e.to_string().starts_with("database: "), "{e}");
+    }
 }

@@ -10,15 +10,20 @@
 //! `fstatat`, so a file replaced by rename or rewritten in place is never
 //! served from the old copy. Eviction is CLOCK (second chance), bounded by
 //! bytes held in memory and by entry count (open descriptors).
+//!
+//! The clock is the classic circular array: each entry owns one slot, a
+//! removed entry frees its slot for the next insert, and a replaced entry
+//! keeps its slot. So the clock never holds more slots than the most entries
+//! the cache ever held at once, however often a playlist is rewritten.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use streamgate_net::conditional::Validators;
 
-use crate::fs::FileStamp;
+use streamgate_assets::FileStamp;
 
 /// Where a cached file's bytes come from.
 #[derive(Clone)]
@@ -47,6 +52,8 @@ pub struct Entry {
     /// The body or the descriptor to send it from.
     pub content: Cached,
     referenced: bool,
+    /// This entry's position on the clock.
+    slot: usize,
 }
 
 /// Bounds of one worker's cache.
@@ -65,7 +72,12 @@ pub struct HotCache {
     limits: Limits,
     used: usize,
     map: HashMap<Rc<str>, Entry>,
-    clock: VecDeque<Rc<str>>,
+    /// The clock: one slot per entry, `None` where an entry was removed.
+    slots: Vec<Option<Rc<str>>>,
+    /// Empty slots, reused before the clock grows.
+    free: Vec<usize>,
+    /// The clock hand: the next slot eviction looks at.
+    hand: usize,
 }
 
 impl HotCache {
@@ -75,7 +87,9 @@ impl HotCache {
             limits,
             used: 0,
             map: HashMap::new(),
-            clock: VecDeque::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
         }
     }
 
@@ -113,9 +127,23 @@ impl HotCache {
     ) {
         let size = content.memory();
         if size > self.limits.memory_bytes || self.limits.max_entries == 0 {
+            self.remove(key);
             return;
         }
-        self.remove(key);
+        if let Some(entry) = self.map.get_mut(key) {
+            // A new version of a cached file keeps its key's slot.
+            self.used = self.used - entry.content.memory() + size;
+            entry.stamp = stamp;
+            entry.validators = validators;
+            entry.content = content;
+            entry.referenced = false;
+            while self.used > self.limits.memory_bytes {
+                if !self.evict_one() {
+                    break;
+                }
+            }
+            return;
+        }
         while self.used + size > self.limits.memory_bytes
             || self.map.len() >= self.limits.max_entries
         {
@@ -124,8 +152,17 @@ impl HotCache {
             }
         }
         let key: Rc<str> = Rc::from(key);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(Rc::clone(&key));
+                slot
+            }
+            None => {
+                self.slots.push(Some(Rc::clone(&key)));
+                self.slots.len() - 1
+            }
+        };
         self.used += size;
-        self.clock.push_back(Rc::clone(&key));
         self.map.insert(
             key,
             Entry {
@@ -133,8 +170,19 @@ impl HotCache {
                 validators,
                 content,
                 referenced: false,
+                slot,
             },
         );
+    }
+
+    /// Drops the entry for `key`, if any (its file is gone or unreadable:
+    /// the descriptor it held must not keep the file's space allocated).
+    pub fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.used -= old.content.memory();
+            self.slots[old.slot] = None;
+            self.free.push(old.slot);
+        }
     }
 
     /// Bytes held in memory.
@@ -148,27 +196,33 @@ impl HotCache {
         self.map.len()
     }
 
-    fn remove(&mut self, key: &str) {
-        if let Some(old) = self.map.remove(key) {
-            self.used -= old.content.memory();
-        }
+    /// Slots on the clock (occupied or free).
+    #[cfg(test)]
+    fn clock_len(&self) -> usize {
+        self.slots.len()
     }
 
-    /// Advances the clock hand until one entry is evicted.
+    /// Advances the clock hand until one entry is evicted; `false` when the
+    /// cache is empty.
     fn evict_one(&mut self) -> bool {
-        while let Some(key) = self.clock.pop_front() {
-            match self.map.get_mut(&key) {
-                // Keys of removed or replaced entries linger in the clock;
-                // skip them. A replaced entry was pushed again on insert.
-                None => continue,
-                Some(e) if e.referenced => {
-                    e.referenced = false;
-                    self.clock.push_back(key);
-                }
-                Some(_) => {
-                    self.remove(&key);
-                    return true;
-                }
+        if self.map.is_empty() {
+            return false;
+        }
+        // Each full turn clears every reference bit, so two turns suffice.
+        for _ in 0..2 * self.slots.len() {
+            let slot = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let Some(key) = self.slots[slot].clone() else {
+                continue;
+            };
+            let Some(entry) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if entry.referenced {
+                entry.referenced = false;
+            } else {
+                self.remove(&key);
+                return true;
             }
         }
         false
@@ -235,6 +289,45 @@ mod tests {
         assert!(c.get("a", &stamp(1, 40)).is_some());
         assert!(c.get("b", &stamp(2, 40)).is_none());
         assert!(c.get("c", &stamp(3, 40)).is_some());
+    }
+
+    #[test]
+    fn rewriting_a_file_does_not_grow_the_clock() {
+        let mut c = cache(1000, 50, 10);
+        put(&mut c, "other", 1, 10);
+        // A playlist rewritten over and over: each version misses (stale),
+        // then the new version is inserted.
+        for version in 0..100_000u64 {
+            let current = stamp(100 + version, 20);
+            assert!(c.get("live.m3u8", &current).is_none());
+            put(&mut c, "live.m3u8", 100 + version, 20);
+        }
+        assert_eq!(c.len(), 2);
+        assert!(c.clock_len() <= c.len() + 2, "clock has {}", c.clock_len());
+        // Removing and re-adding many keys reuses slots too.
+        for round in 0..1000u64 {
+            put(&mut c, "gone", 10_000 + round, 10);
+            c.remove("gone");
+        }
+        assert!(c.clock_len() <= c.len() + 2, "clock has {}", c.clock_len());
+        assert_eq!(c.used(), 30);
+    }
+
+    #[test]
+    fn eviction_still_works_after_slots_are_reused() {
+        let mut c = cache(100, 50, 3);
+        for i in 0..50u64 {
+            put(&mut c, &format!("k{i}"), i + 1, 10);
+            if i % 3 == 0 {
+                c.remove(&format!("k{i}"));
+            }
+        }
+        assert!(c.len() <= 3);
+        assert!(c.clock_len() <= 3);
+        assert!(
+            c.get("k49", &stamp(50, 10)).is_some(),
+            "the newest survives"
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
         match request::parse(&buf, &limits) {
             Ok(Parsed::Complete { request, head_len }) => {
                 if worker.ingest.is_some() && ingest::is_upload_target(request.target) {
-                    hand_over(&stream, &worker, buf);
+                    if !hand_over(&stream, &worker, buf) {
+                        // No descriptor to hand over (EMFILE): say so.
+                        reply_and_close(&stream, &worker, &mut head, 503).await;
+                    }
                     return;
                 }
                 let started = Instant::now();
@@ -111,20 +114,23 @@ pub async fn serve(mut stream: TcpStream, worker: Rc<Worker>) {
 /// Gives the connection to the ingest service: a blocking duplicate of the
 /// socket and the unconsumed bytes (this request's head included). The
 /// worker's own descriptor closes when `serve` returns; the duplicate keeps
-/// the connection open.
-fn hand_over(stream: &TcpStream, worker: &Worker, buf: Vec<u8>) {
+/// the connection open. `false` when the socket could not be duplicated
+/// (the caller answers 503).
+fn hand_over(stream: &TcpStream, worker: &Worker, buf: Vec<u8>) -> bool {
     let Some(ingest) = &worker.ingest else {
-        return;
+        return false;
     };
     // SAFETY: dup(2) of a descriptor this task owns; the result is owned by
     // the std stream below.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if fd < 0 {
-        return;
+        tracing::warn!(error = %io::Error::last_os_error(), "ingest: cannot hand an upload connection over");
+        return false;
     }
     // SAFETY: `fd` is a fresh descriptor no one else owns.
     let blocking = unsafe { std::net::TcpStream::from_raw_fd(fd) };
     ingest.take_over(blocking, buf);
+    true
 }
 
 /// Reads once into the spare capacity of `buf`, bounded by `wait`; while idle

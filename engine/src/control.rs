@@ -9,6 +9,7 @@ use streamgate_api::v1::assets_client::AssetsClient;
 use streamgate_api::v1::{
     AssetStatus, CreateAssetRequest, DeleteAssetRequest, UpdateAssetStatusRequest,
 };
+use streamgate_api::ErrorCode;
 use tonic::transport::Channel;
 
 /// Longest wait for one call.
@@ -16,21 +17,55 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a call failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ControlError {
     /// No operator token to authorize with.
     NoToken(String),
-    /// The control plane refused or could not be reached.
-    Call(tonic::Status),
+    /// The control plane answered and refused, saying why.
+    Refused {
+        /// The kind of refusal.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// No answer from a control plane (unreachable, timed out, or a peer
+    /// that is not one).
+    Unreachable(tonic::Status),
+}
+
+impl ControlError {
+    /// The kind of refusal, when the control plane answered.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for ControlError {
+    fn from(status: tonic::Status) -> Self {
+        match ErrorCode::of(&status) {
+            Some(code) => Self::Refused {
+                code,
+                message: status.message().to_string(),
+            },
+            None => Self::Unreachable(status),
+        }
+    }
 }
 
 impl std::fmt::Display for ControlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NoToken(e) => write!(f, "no operator token: {e}"),
-            Self::Call(s) => write!(f, "control plane: {}", s.message()),
+            Self::Refused { message, .. } => write!(f, "control plane: {message}"),
+            Self::Unreachable(s) => write!(f, "control plane unreachable: {}", s.message()),
         }
     }
 }
+
+impl std::error::Error for ControlError {}
 
 /// A channel to the control plane that connects on first use (and again
 /// after a failure), each call bounded by `timeout`. `connect_lazy` spawns
@@ -94,7 +129,8 @@ impl ControlClient {
     }
 
     /// Registers a new asset in `status` (an empty id lets the control plane
-    /// pick one) and returns its id; FAILED_PRECONDITION when the id is taken.
+    /// pick one) and returns its id; [`ErrorCode::AssetExists`] when the id
+    /// is taken.
     pub fn create_asset(
         &self,
         id: &str,
@@ -110,7 +146,7 @@ impl ControlClient {
         self.runtime
             .block_on(client.create_asset(request))
             .map(|r| r.into_inner().id)
-            .map_err(ControlError::Call)
+            .map_err(ControlError::from)
     }
 
     /// Reports an asset's status.
@@ -131,7 +167,7 @@ impl ControlClient {
         self.runtime
             .block_on(client.update_asset_status(request))
             .map(|_| ())
-            .map_err(ControlError::Call)
+            .map_err(ControlError::from)
     }
 
     /// Removes an asset record (an upload terminated before it finished).
@@ -141,6 +177,6 @@ impl ControlClient {
         self.runtime
             .block_on(client.delete_asset(request))
             .map(|_| ())
-            .map_err(ControlError::Call)
+            .map_err(ControlError::from)
     }
 }

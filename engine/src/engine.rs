@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use crate::admin;
 use crate::config::EngineConfig;
 use crate::control::ControlClient;
-use crate::fs::Root;
 use crate::gate::SharedAccess;
 use crate::ingest::Ingest;
 use crate::jobs::Runner;
@@ -19,6 +18,7 @@ use crate::shutdown::{self, Drain};
 use crate::sync;
 use crate::telemetry;
 use crate::worker::{self, Spawn};
+use streamgate_assets::{AssetStore, LocalStore};
 
 /// Why the engine could not start.
 #[derive(Debug)]
@@ -66,8 +66,9 @@ impl Engine {
     /// it starts; collect them with [`crate::wait_for_termination_signal`].
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
         shutdown::block_termination_signals();
-        let root = Arc::new(
-            Root::open(&config.root).map_err(|e| EngineError::Root(config.root.clone(), e))?,
+        let assets: Arc<dyn AssetStore> = Arc::new(
+            LocalStore::open(&config.root)
+                .map_err(|e| EngineError::Root(config.root.clone(), e))?,
         );
         let metrics = telemetry::install().map_err(EngineError::Metrics)?;
         let config = Arc::new(config);
@@ -104,8 +105,13 @@ impl Engine {
         };
         let access = Arc::new(SharedAccess::default());
         if let Some(endpoint) = &config.control {
-            sync::start(endpoint.clone(), config.control_poll, Arc::clone(&access))
-                .map_err(EngineError::Worker)?;
+            sync::start(
+                endpoint.clone(),
+                config.control_poll,
+                Arc::clone(&access),
+                Arc::clone(&assets),
+            )
+            .map_err(EngineError::Worker)?;
         }
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();
@@ -113,7 +119,7 @@ impl Engine {
             let spawn = Spawn {
                 index,
                 config: Arc::clone(&config),
-                root: Arc::clone(&root),
+                assets: Arc::clone(&assets),
                 access: Arc::clone(&access),
                 ingest: ingest.clone(),
                 drain: drain.clone(),

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use metrics::gauge;
 use streamgate_api::v1::AssetStatus;
+use streamgate_api::ErrorCode;
 use streamgate_transcode_gpu::jobs::{self, Spool, State};
 use streamgate_transcode_gpu::GpuMode;
 
 use crate::config::JobsConfig;
-use crate::control::{ControlClient, ControlError};
+use crate::control::ControlClient;
 
 /// A running job runner.
 pub struct Runner {
@@ -31,8 +32,9 @@ impl Runner {
             Arc::new(Spool::open(&config.spool, config.max_attempts).map_err(|e| e.to_string())?);
         let recovered = spool.recover().map_err(|e| e.to_string())?;
         if recovered > 0 {
-            eprintln!(
-                "streamgate engine: requeued {recovered} job(s) interrupted by the last stop"
+            tracing::info!(
+                jobs = recovered,
+                "requeued jobs interrupted by the last stop"
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -135,8 +137,8 @@ fn prune_finished(
             while !stop.load(Ordering::SeqCst) {
                 match spool.prune(retention) {
                     Ok(0) => {}
-                    Ok(n) => eprintln!("streamgate engine: pruned {n} finished job(s)"),
-                    Err(e) => eprintln!("streamgate engine: pruning jobs: {e}"),
+                    Ok(n) => tracing::info!(jobs = n, "pruned finished jobs"),
+                    Err(e) => tracing::warn!(error = %e, "pruning jobs"),
                 }
                 std::thread::sleep(every);
             }
@@ -187,7 +189,7 @@ fn report_once(
             Ok(()) => {}
             // Not an asset the control plane knows (`transcode --queue`
             // into the root by hand): nothing to report, ever.
-            Err(ControlError::Call(s)) if s.code() == tonic::Code::NotFound => {}
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
             // Unreachable: try again next round.
             Err(_) => continue,
         }

@@ -20,7 +20,9 @@ use streamgate_net::target::{self, Target};
 
 use crate::cache::{self, Cached, HotCache};
 use crate::config::{AccessPolicy, EngineConfig};
-use crate::fs::{self, FileStamp, Root};
+use streamgate_assets::{AssetStore, FileStamp};
+
+use crate::fs;
 use crate::gate::Gate;
 use crate::telemetry::WorkerStats;
 use streamgate_token::is_asset_id;
@@ -86,7 +88,7 @@ enum Cors {
 
 /// Per-worker serving state: configuration plus the worker's own cache.
 pub struct Site {
-    root: Arc<Root>,
+    assets: Arc<dyn AssetStore>,
     access: AccessPolicy,
     manifest_cache_control: String,
     cors: Cors,
@@ -97,14 +99,19 @@ pub struct Site {
 
 impl Site {
     /// Serving state for one worker.
-    pub fn new(config: &EngineConfig, root: Arc<Root>, gate: Gate, limits: cache::Limits) -> Self {
+    pub fn new(
+        config: &EngineConfig,
+        assets: Arc<dyn AssetStore>,
+        gate: Gate,
+        limits: cache::Limits,
+    ) -> Self {
         let cors = if config.cors_origins.iter().any(|o| o == "*") {
             Cors::Any
         } else {
             Cors::List(config.cors_origins.clone())
         };
         Self {
-            root,
+            assets,
             access: config.access,
             manifest_cache_control: format!("public, max-age={}", config.manifest_max_age),
             cors,
@@ -219,14 +226,22 @@ impl Site {
     ) -> io::Result<(FileStamp, Rc<Validators>, Cached)> {
         let mut cache = self.cache.borrow_mut();
         if cache.contains(relative) {
-            let stamp = self.root.stamp(relative)?;
+            let stamp = match self.assets.stamp(relative) {
+                Ok(stamp) => stamp,
+                Err(e) => {
+                    // Deleted (or unreadable): drop the entry now, or its
+                    // open descriptor keeps the file's space allocated.
+                    cache.remove(relative);
+                    return Err(e);
+                }
+            };
             if let Some(entry) = cache.get(relative, &stamp) {
                 stats.cache(true);
                 return Ok((stamp, Rc::clone(&entry.validators), entry.content.clone()));
             }
         }
         stats.cache(false);
-        let (file, stamp) = self.root.open_file(relative)?;
+        let (file, stamp) = self.assets.open(relative)?;
         let validators = Rc::new(Validators::new(
             stamp.ino,
             stamp.size,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use streamgate_api::v1::keys_client::KeysClient;
 use streamgate_api::v1::EngineStateRequest;
+use streamgate_assets::AssetStore;
 use streamgate_token::KeySet;
 
 use crate::control::lazy_channel;
@@ -29,74 +30,97 @@ pub fn start(
     endpoint: String,
     interval: Duration,
     shared: Arc<SharedAccess>,
+    assets: Arc<dyn AssetStore>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut client = KeysClient::new(lazy_channel(&runtime, &endpoint, POLL_TIMEOUT)?);
-    let mut version = String::new();
-    let mut failing = false;
-    runtime.block_on(poll(
-        &mut client,
-        &shared,
-        &mut version,
-        &mut failing,
-        &endpoint,
-    ));
+    let mut poller = Poller {
+        shared,
+        assets,
+        endpoint,
+        version: String::new(),
+        failing: false,
+    };
+    runtime.block_on(poller.poll(&mut client));
     std::thread::Builder::new()
         .name("sg-sync".into())
         .spawn(move || {
             runtime.block_on(async move {
                 loop {
                     tokio::time::sleep(interval).await;
-                    poll(&mut client, &shared, &mut version, &mut failing, &endpoint).await;
+                    poller.poll(&mut client).await;
                 }
             })
         })?;
     Ok(())
 }
 
-async fn poll(
-    client: &mut KeysClient<tonic::transport::Channel>,
-    shared: &SharedAccess,
-    version: &mut String,
-    failing: &mut bool,
-    endpoint: &str,
-) {
-    match client.get_engine_state(EngineStateRequest {}).await {
-        Ok(reply) => {
-            let state = reply.into_inner();
-            if *failing {
-                eprintln!("streamgate engine: control plane at {endpoint} reachable again");
-                *failing = false;
-            }
-            if state.version == *version {
+/// What one engine remembers between polls.
+struct Poller {
+    shared: Arc<SharedAccess>,
+    /// Where deleted assets' files are removed.
+    assets: Arc<dyn AssetStore>,
+    endpoint: String,
+    version: String,
+    failing: bool,
+}
+
+impl Poller {
+    async fn poll(&mut self, client: &mut KeysClient<tonic::transport::Channel>) {
+        let endpoint = &self.endpoint;
+        let state = match client.get_engine_state(EngineStateRequest {}).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                if !self.failing {
+                    tracing::warn!(
+                        %endpoint,
+                        reason = status.message(),
+                        "control plane unreachable; keeping the last access state"
+                    );
+                    self.failing = true;
+                }
                 return;
             }
-            let mut keys = KeySet::default();
-            for key in &state.keys {
-                match <[u8; 32]>::try_from(key.ed25519.as_slice()) {
-                    Ok(public) if keys.add(&key.kid, &public).is_ok() => {}
-                    _ => eprintln!("streamgate engine: ignoring malformed key {}", key.kid),
-                }
-            }
-            for jti in &state.revoked {
-                keys.revoke(jti);
-            }
-            shared.publish(AccessState {
-                keys,
-                open_assets: state.open_assets.into_iter().collect::<HashSet<_>>(),
-            });
-            *version = state.version;
+        };
+        if self.failing {
+            tracing::info!(%endpoint, "control plane reachable again");
+            self.failing = false;
         }
-        Err(status) => {
-            if !*failing {
-                eprintln!(
-                    "streamgate engine: control plane at {endpoint} unreachable ({}); keeping the last access state",
-                    status.message()
-                );
-                *failing = true;
+        if state.version == self.version {
+            return;
+        }
+        let mut keys = KeySet::default();
+        for key in &state.keys {
+            match <[u8; 32]>::try_from(key.ed25519.as_slice()) {
+                Ok(public) if keys.add(&key.kid, &public).is_ok() => {}
+                _ => tracing::warn!(kid = key.kid, "ignoring a malformed public key"),
             }
         }
+        for jti in &state.revoked {
+            keys.revoke(jti);
+        }
+        let open_assets: HashSet<String> = state.open_assets.into_iter().collect();
+        // Closed first (the deleted asset is not in open_assets), then its
+        // files go.
+        self.shared.publish(AccessState { keys, open_assets });
+        for id in &state.deleted_assets {
+            remove_deleted(&*self.assets, id);
+        }
+        self.version = state.version;
+    }
+}
+
+/// Removes the files of an asset the control plane deleted, if this engine
+/// has them (a split deployment, where the control plane cannot).
+fn remove_deleted(assets: &dyn AssetStore, id: &str) {
+    if !streamgate_token::is_asset_id(id) {
+        return; // never a path: ids are [A-Za-z0-9_-]{1,64}
+    }
+    match assets.remove(id) {
+        Ok(true) => tracing::info!(asset = id, "removed the files of a deleted asset"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(asset = id, error = %e, "removing a deleted asset's files"),
     }
 }

@@ -16,7 +16,6 @@ use streamgate_net::send::{self, SplicePipe};
 use crate::cache;
 use crate::config::EngineConfig;
 use crate::connection;
-use crate::fs::Root;
 use crate::gate::{Gate, SharedAccess};
 use crate::ingest::Ingest;
 use crate::serve::Site;
@@ -77,8 +76,8 @@ pub struct Spawn {
     pub index: usize,
     /// Engine configuration.
     pub config: Arc<EngineConfig>,
-    /// The assets root.
-    pub root: Arc<Root>,
+    /// Where the assets are.
+    pub assets: Arc<dyn streamgate_assets::AssetStore>,
     /// Keys, revocations and open assets from the control plane.
     pub access: Arc<SharedAccess>,
     /// The ingest service, when uploads are enabled.
@@ -118,7 +117,7 @@ async fn serve(spawn: Spawn) {
     let worker = Rc::new(Worker {
         site: Site::new(
             &config,
-            spawn.root,
+            spawn.assets,
             Gate::new(spawn.access),
             cache::Limits {
                 memory_bytes: config.cache_bytes / workers,

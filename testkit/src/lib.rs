@@ -3,6 +3,15 @@
 //! the way browser wallets do and calls the JSON API (Contract 5).
 
 pub mod chain;
-/// The HTTP client the peers use (shared with `streamgate ingest`).
-pub use streamgate_net::client as http;
+/// The HTTP client the peers use (shared with `streamgate ingest`), plus
+/// what tests want of it.
+pub mod http {
+    pub use streamgate_net::client::*;
+
+    /// A free loopback address; panics (this is test support) when the
+    /// system has none.
+    pub fn free_addr() -> std::net::SocketAddr {
+        streamgate_net::client::free_addr().expect("a free loopback port")
+    }
+}
 pub mod wallet;

@@ -327,15 +327,21 @@ impl Engine {
         self.cli_with_stderr(command, args).0
     }
 
-    /// [`Engine::cli`], with what it said on stderr.
-    pub fn cli_with_stderr(&self, command: &[&str], args: &[&str]) -> (String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+    /// Runs `streamgate <command> --config <ours> <args>`, whatever it
+    /// exits with.
+    pub fn cli_output(&self, command: &[&str], args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_streamgate"))
             .args(command)
             .arg("--config")
             .arg(self.config_path())
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// [`Engine::cli`], with what it said on stderr.
+    pub fn cli_with_stderr(&self, command: &[&str], args: &[&str]) -> (String, String) {
+        let out = self.cli_output(command, args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),

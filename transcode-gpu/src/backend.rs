@@ -146,8 +146,9 @@ pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
         Err(why) => {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
-                eprintln!(
-                    "transcode: no usable GPU encoder ({why}); encoding with libx264 on the CPU"
+                tracing::info!(
+                    reason = %why,
+                    "transcode: no usable GPU encoder; encoding with libx264 on the CPU"
                 )
             });
             Ok(VideoEncoder::X264)

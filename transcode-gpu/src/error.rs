@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// A failed transcode; nothing was published.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TranscodeError {
     /// The input cannot be opened or its container cannot be read.
     Open(PathBuf, String),
@@ -22,6 +23,8 @@ pub enum TranscodeError {
     Io(String, std::io::Error),
     /// The output directory exists already.
     OutputExists(PathBuf),
+    /// The stored ladder of a queued job does not parse.
+    BadLadder(String),
 }
 
 impl fmt::Display for TranscodeError {
@@ -39,11 +42,29 @@ impl fmt::Display for TranscodeError {
                 "{} exists already; pick a new output directory",
                 p.display()
             ),
+            Self::BadLadder(why) => write!(f, "the job's ladder is invalid: {why}"),
         }
     }
 }
 
-impl std::error::Error for TranscodeError {}
+impl std::error::Error for TranscodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<streamgate_assets::AssetError> for TranscodeError {
+    fn from(e: streamgate_assets::AssetError) -> Self {
+        match e {
+            streamgate_assets::AssetError::Exists(path) => Self::OutputExists(path),
+            streamgate_assets::AssetError::Io { action, source } => Self::Io(action, source),
+            other => Self::Io(other.to_string(), std::io::ErrorKind::InvalidInput.into()),
+        }
+    }
+}
 
 /// Wraps an FFmpeg error from an encoder or muxer.
 pub(crate) fn encode(context: &str, e: ffmpeg_next::Error) -> TranscodeError {

@@ -164,7 +164,9 @@ impl Spool {
                     .map_err(|e| io(format!("reading {}", path.display()), e))?;
                 match toml::from_str::<Job>(&text) {
                     Ok(job) => jobs.push(job),
-                    Err(e) => eprintln!("jobs: ignoring unreadable {}: {e}", path.display()),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "jobs: ignoring an unreadable job")
+                    }
                 }
             }
         }
@@ -222,7 +224,7 @@ impl Spool {
                 Ok(Some(job)) => self.run(job, gpu, preset),
                 Ok(None) => std::thread::sleep(Duration::from_millis(300)),
                 Err(e) => {
-                    eprintln!("jobs: {e}");
+                    tracing::warn!(error = %e, "jobs: reading the spool");
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
@@ -235,19 +237,41 @@ impl Spool {
             // The previous attempt published, then died before saying so.
             Ok(())
         } else {
-            let mut opts = Options::new(job.input.clone(), job.out.clone());
-            opts.ladder =
-                ladder::parse(&job.ladder).unwrap_or_else(|_| ladder::DEFAULT_LADDER.to_vec());
-            opts.segment_seconds = job.segment_seconds;
-            opts.gpu = gpu;
-            opts.preset = preset.to_string();
-            let id = job.id.clone();
-            let mut report = |p: Progress| self.report(&id, p);
-            transcode(&opts, &mut report).map(|_| ())
+            match ladder::parse(&job.ladder) {
+                Ok(rungs) => self.transcode(&job, rungs, gpu, preset),
+                // A ladder that does not parse never will: fail the job now
+                // with the reason instead of encoding something else.
+                Err(e) => {
+                    job.attempts = job.attempts.max(self.max_attempts);
+                    Err(TranscodeError::BadLadder(format!("{:?}: {e}", job.ladder)))
+                }
+            }
         };
         if let Ok(mut live) = self.live.lock() {
             live.remove(&job.id);
         }
+        self.settle(job, result);
+    }
+
+    fn transcode(
+        &self,
+        job: &Job,
+        rungs: Vec<ladder::Rung>,
+        gpu: GpuMode,
+        preset: &str,
+    ) -> Result<(), TranscodeError> {
+        let mut opts = Options::new(job.input.clone(), job.out.clone());
+        opts.ladder = rungs;
+        opts.segment_seconds = job.segment_seconds;
+        opts.gpu = gpu;
+        opts.preset = preset.to_string();
+        let id = job.id.clone();
+        let mut report = |p: Progress| self.report(&id, p);
+        transcode(&opts, &mut report).map(|_| ())
+    }
+
+    /// Records how an attempt ended: done, queued again, or failed for good.
+    fn settle(&self, mut job: Job, result: Result<(), TranscodeError>) {
         match result {
             Ok(()) => {
                 job.state = State::Done;
@@ -260,11 +284,11 @@ impl Spool {
                 } else {
                     State::Queued
                 };
-                eprintln!("jobs: {} attempt {} failed: {e}", job.id, job.attempts);
+                tracing::warn!(job = job.id, attempt = job.attempts, error = %e, "jobs: attempt failed");
             }
         }
         if let Err(e) = self.save(&job) {
-            eprintln!("jobs: cannot record {}: {e}", job.id);
+            tracing::error!(job = job.id, error = %e, "jobs: cannot record the job's state");
         }
     }
 
@@ -364,6 +388,35 @@ mod tests {
         // The old queued job and the recent done one stay.
         assert_eq!(left, vec![ids[2].clone(), ids[3].clone()]);
         assert_eq!(spool.prune(Duration::from_secs(86_400)).unwrap(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stored_ladder_that_does_not_parse_fails_the_job_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("sg-spool-ladder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir, 3).unwrap();
+        let id = spool
+            .submit(Path::new("in.mp4"), &dir.join("out"), "240", 4)
+            .unwrap();
+        // Written by another version, or edited by hand.
+        let mut job = spool.claim().unwrap().unwrap();
+        assert_eq!(job.id, id);
+        job.ladder = "banana".into();
+        spool.run(job, GpuMode::Off, "veryfast");
+        let job = spool
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|j| j.id == id)
+            .unwrap();
+        assert_eq!(job.state, State::Failed, "not retried: it can never parse");
+        let error = job.error.unwrap();
+        assert!(
+            error.contains("ladder") && error.contains("banana"),
+            "{error}"
+        );
+        assert!(!dir.join("out").exists(), "nothing was encoded");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,7 +14,9 @@ use crate::error::{io, TranscodeError};
 use crate::ladder::{self, Codec, Rung};
 use crate::package::{self, Rendition};
 use crate::probe;
-use crate::publish::Staging;
+use streamgate_assets::AssetStore;
+
+use crate::publish;
 use crate::rendition::{self, Common, Encoded};
 
 /// What to transcode and how.
@@ -93,7 +95,8 @@ pub fn transcode(
     opts: &Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, TranscodeError> {
-    let staging = Staging::new(&opts.out)?;
+    let (store, name) = publish::local_target(&opts.out)?;
+    let staging = publish::stage(&store, &name)?;
     let (mut input, probe) = probe::probe(&opts.input)?;
     let encoder = backend::select(opts.gpu)?;
     let rungs = ladder::prune(&opts.ladder, probe.height);
@@ -312,7 +315,8 @@ pub fn transcode(
     );
     std::fs::write(staging.path().join("manifest.mpd"), mpd)
         .map_err(|e| io("writing manifest.mpd", e))?;
-    let dir = staging.publish()?;
+    let dir = staging.target().to_path_buf();
+    store.publish(staging)?;
     Ok(Summary {
         dir,
         videos,

@@ -45,7 +45,7 @@ fn sweep(ingest: &Ingest) {
     let ids = match ingest.store.ids() {
         Ok(ids) => ids,
         Err(e) => {
-            eprintln!("streamgate engine: ingest sweep: {e}");
+            tracing::warn!(error = %e, "ingest sweep");
             return;
         }
     };
@@ -69,10 +69,12 @@ fn sweep(ingest: &Ingest) {
                 let Some(upload) = ingest.store.load(&id).filter(|u| u.expired(now)) else {
                     return;
                 };
-                eprintln!(
-                    "streamgate engine: ingest: upload {id} (asset {}) expired at {} of {} bytes; \
-                     removed",
-                    upload.asset, upload.offset, upload.length
+                tracing::info!(
+                    upload = id,
+                    asset = upload.asset,
+                    offset = upload.offset,
+                    length = upload.length,
+                    "ingest: an abandoned upload expired; removed"
                 );
                 ingest.discard(&id, &upload);
                 telemetry::upload("expired");

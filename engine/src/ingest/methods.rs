@@ -5,10 +5,11 @@ use std::net::TcpStream;
 
 use base64::Engine as _;
 use streamgate_api::v1::AssetStatus;
+use streamgate_api::ErrorCode;
 use streamgate_token::is_asset_id;
 
 use super::expiry::{self, unix_now};
-use super::receive::receive;
+use super::receive::{receive, Received};
 use super::store::Upload;
 use super::tus::{chunk_checksum, field, metadata, with_expiry, Answer, OFFSET_STREAM};
 use super::Ingest;
@@ -68,13 +69,11 @@ pub(super) fn create(
         .create_asset(&wanted, &title, AssetStatus::Uploading)
     {
         Ok(id) => id,
-        Err(crate::control::ControlError::Call(s))
-            if s.code() == tonic::Code::FailedPrecondition =>
-        {
+        Err(e) if e.code() == Some(ErrorCode::AssetExists) => {
             return Answer::new(409); // the asset id is taken
         }
         Err(e) => {
-            eprintln!("streamgate engine: ingest: registering the asset: {e}");
+            tracing::warn!(error = %e, "ingest: registering the asset");
             return Answer::new(503).with("Retry-After", 5);
         }
     };
@@ -90,7 +89,7 @@ pub(super) fn create(
         expires: expiry::from_now(ingest),
     };
     if let Err(e) = ingest.store.create(&id, &upload) {
-        eprintln!("streamgate engine: ingest: {e}");
+        tracing::error!(upload = id, error = %e, "ingest: creating the upload");
         let _ = ingest.control.delete_asset(&asset);
         return Answer::new(500);
     }
@@ -103,33 +102,46 @@ pub(super) fn create(
     }
     // creation-with-upload: the body is the first chunk, checked as a PATCH
     // at offset 0 would be.
-    let sent = ingest
-        .claimed(&id, || {
-            receive(
-                ingest,
-                &id,
-                &mut upload,
-                body_len,
-                checksum.as_deref(),
-                stream,
-                buf,
-            )
-        })
-        .unwrap_or_else(|| Answer::new(500)); // a new id is never claimed
+    let Some(received) = ingest.claimed(&id, || {
+        receive(
+            ingest,
+            &id,
+            &mut upload,
+            body_len,
+            checksum.as_deref(),
+            stream,
+            buf,
+        )
+    }) else {
+        // The id was made a moment ago and is known to no one else.
+        tracing::error!(upload = id, "ingest: a new upload was already claimed");
+        return Answer::new(500).closing();
+    };
+    let close = match received {
+        Received::ServerError => return Answer::new(500).closing(),
+        Received::Kept(answer) => answer.close,
+        Received::Refused(answer) => match ingest.store.load(&id) {
+            // Refused as a whole file (checksum, deleted asset): the upload
+            // is gone, and the refusal is the answer.
+            None => return answer,
+            Some(_) => answer.close,
+        },
+    };
+    // Created, with whatever of the body was kept (nothing if it did not
+    // verify): the client goes on from Upload-Offset with PATCH.
     match ingest.store.load(&id) {
-        // Created, with whatever of the body was kept (nothing if it did not
-        // verify): the client goes on from Upload-Offset with PATCH.
-        Some(stored) if sent.status != 500 => {
+        Some(stored) => {
             let created = with_expiry(created.with("Upload-Offset", stored.offset), &stored);
-            if sent.close {
+            if close {
                 created.closing()
             } else {
                 created
             }
         }
-        // The whole file arrived and was refused (checksum, deleted asset),
-        // or the server failed.
-        _ => sent,
+        None => {
+            tracing::error!(upload = id, "ingest: a new upload vanished");
+            Answer::new(500).closing()
+        }
     }
 }
 
@@ -219,6 +231,7 @@ pub(super) fn patch(
             stream,
             buf,
         )
+        .into_answer()
     });
     claimed.unwrap_or_else(|| Answer::new(423).closing())
 }

@@ -53,7 +53,7 @@ pub struct Ingest {
     idle_timeout: std::time::Duration,
     send_timeout: std::time::Duration,
     /// Uploads with a PATCH in progress (one at a time per upload).
-    busy: Mutex<HashSet<String>>,
+    busy: Claims,
     /// Whole-file hashes of uploads in progress.
     running: receive::RunningHashes,
     active: AtomicUsize,
@@ -76,7 +76,7 @@ impl Ingest {
             limits: engine.limits,
             idle_timeout: engine.idle_timeout,
             send_timeout: engine.send_timeout,
-            busy: Mutex::default(),
+            busy: Claims::default(),
             running: receive::RunningHashes::default(),
             active: AtomicUsize::new(0),
         });
@@ -87,19 +87,8 @@ impl Ingest {
     /// Runs `work` with the upload `id` marked as being worked on (a PATCH,
     /// a DELETE, the sweeper); `None` when someone else already is.
     fn claimed<T>(&self, id: &str, work: impl FnOnce() -> T) -> Option<T> {
-        let fresh = self
-            .busy
-            .lock()
-            .map(|mut b| b.insert(id.to_string()))
-            .unwrap_or(false);
-        if !fresh {
-            return None;
-        }
-        let result = work();
-        if let Ok(mut b) = self.busy.lock() {
-            b.remove(id);
-        }
-        Some(result)
+        let _claim = self.busy.claim(id)?;
+        Some(work())
     }
 
     /// Removes an upload's files and, if it never completed, its asset
@@ -109,10 +98,7 @@ impl Ingest {
         self.running.take(id);
         if !upload.complete {
             if let Err(e) = self.control.delete_asset(&upload.asset) {
-                eprintln!(
-                    "streamgate engine: ingest: removing asset {}: {e}",
-                    upload.asset
-                );
+                tracing::warn!(asset = upload.asset, error = %e, "ingest: removing the asset");
             }
         }
     }
@@ -129,14 +115,22 @@ impl Ingest {
         }
         telemetry::upload_connections(open);
         let ingest = Arc::clone(self);
+        // Kept to answer 503 on if no thread can be made.
+        let Ok(spare) = stream.try_clone() else {
+            self.closed();
+            tus::refuse_busy(stream);
+            return;
+        };
         let spawned = std::thread::Builder::new()
             .name("sg-ingest".into())
             .spawn(move || {
                 tus::serve(&ingest, stream, buffered);
                 ingest.closed();
             });
-        if spawned.is_err() {
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "ingest: no thread for an upload connection");
             self.closed();
+            tus::refuse_busy(spare);
         }
     }
 
@@ -147,7 +141,67 @@ impl Ingest {
     }
 }
 
+/// The uploads being worked on. A claim is a guard: however the work ends,
+/// a panic included, dropping it releases the upload (else it would answer
+/// 423 Locked until the engine restarts).
+#[derive(Default)]
+struct Claims(Mutex<HashSet<String>>);
+
+/// One upload claimed; released on drop.
+struct Claim<'c> {
+    claims: &'c Claims,
+    id: String,
+}
+
+impl Claims {
+    /// Claims `id`; `None` when it is already claimed.
+    fn claim(&self, id: &str) -> Option<Claim<'_>> {
+        let mut busy = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        busy.insert(id.to_string()).then(|| Claim {
+            claims: self,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut busy = self
+            .claims
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        busy.remove(&self.id);
+    }
+}
+
 /// Whether a request target is for the ingest endpoint.
 pub fn is_upload_target(target: &[u8]) -> bool {
     target == b"/upload" || target.starts_with(b"/upload/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_exclusive_and_released_even_by_a_panic() {
+        let claims = Claims::default();
+        let first = claims.claim("u1").expect("free");
+        assert!(claims.claim("u1").is_none(), "one PATCH at a time");
+        assert!(claims.claim("u2").is_some(), "other uploads are free");
+        drop(first);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _claim = claims.claim("u1").expect("released");
+            panic!("a bug while receiving");
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            claims.claim("u1").is_some(),
+            "the panic released the upload"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use streamgate_api::v1::AssetStatus;
+use streamgate_api::ErrorCode;
 
 use super::expiry;
 use super::store::Upload;
@@ -51,6 +52,30 @@ impl RunningHashes {
     }
 }
 
+/// How receiving a chunk ended.
+pub(super) enum Received {
+    /// On disk and acknowledged; the answer says the new offset (or, for a
+    /// connection that broke mid-body, closes it: what arrived is kept).
+    Kept(Answer),
+    /// Not kept, for a reason the client caused: a checksum mismatch, a
+    /// checksummed chunk cut short, a whole file that does not verify, an
+    /// asset deleted during its upload.
+    Refused(Answer),
+    /// The server failed to store it (disk, hashing, queueing); logged.
+    /// Nothing beyond the previous offset is acknowledged.
+    ServerError,
+}
+
+impl Received {
+    /// The answer to send.
+    pub(super) fn into_answer(self) -> Answer {
+        match self {
+            Self::Kept(answer) | Self::Refused(answer) => answer,
+            Self::ServerError => Answer::new(500).closing(),
+        }
+    }
+}
+
 /// Streams the body to the data file at the upload's offset.
 pub(super) fn receive(
     ingest: &Ingest,
@@ -60,12 +85,12 @@ pub(super) fn receive(
     checksum: Option<&[u8]>,
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
-) -> Answer {
+) -> Received {
     let file = match ingest.store.data_file(id) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("streamgate engine: ingest: {e}");
-            return Answer::new(500).closing();
+            tracing::error!(upload = id, error = %e, "ingest: opening the upload");
+            return Received::ServerError;
         }
     };
     let start = upload.offset;
@@ -96,9 +121,9 @@ pub(super) fn receive(
             }
         };
         if let Err(e) = file.write_all_at(&chunk[..n], start + written) {
-            eprintln!("streamgate engine: ingest: writing {id}: {e}");
+            tracing::error!(upload = id, error = %e, "ingest: writing");
             let _ = file.set_len(start);
-            return Answer::new(500).closing();
+            return Received::ServerError;
         }
         for h in [hash.as_mut(), whole.as_mut()].into_iter().flatten() {
             h.update(&chunk[..n]);
@@ -108,56 +133,57 @@ pub(super) fn receive(
     if broken && checksum.is_some() {
         // A checksummed chunk that did not arrive whole cannot be verified.
         let _ = file.set_len(start);
-        return Answer::new(400).closing();
+        return Received::Refused(Answer::new(400).closing());
     }
     if let (Some(expected), Some(hash)) = (checksum, hash) {
         if hash.finalize()[..] != *expected {
             let _ = file.set_len(start);
             telemetry::upload("chunk_checksum_mismatch");
-            return Answer::new(460).with("Upload-Offset", start);
+            return Received::Refused(Answer::new(460).with("Upload-Offset", start));
         }
     }
     // Acknowledge only what is on disk.
     if let Err(e) = file.sync_data() {
-        eprintln!("streamgate engine: ingest: syncing {id}: {e}");
+        tracing::error!(upload = id, error = %e, "ingest: syncing");
         let _ = file.set_len(start);
-        return Answer::new(500).closing();
+        return Received::ServerError;
     }
     upload.offset = start + written;
     // Progress keeps an upload alive.
     upload.expires = expiry::from_now(ingest);
     if let Err(e) = ingest.store.save(id, upload) {
-        eprintln!("streamgate engine: ingest: {e}");
+        tracing::error!(upload = id, error = %e, "ingest: recording the offset");
         let _ = file.set_len(start);
-        return Answer::new(500).closing();
+        return Received::ServerError;
     }
     if let Some(whole) = whole {
         ingest.running.keep(id, upload.offset, whole);
     }
     telemetry::upload_bytes(written);
     if broken {
-        return Answer::new(400).closing(); // nobody is listening anyway
+        // Kept; nobody is listening for the answer anyway.
+        return Received::Kept(Answer::new(400).closing());
     }
     if upload.offset == upload.length {
-        if let Err(answer) = finish(ingest, id, upload) {
-            return answer;
+        if let Err(refused) = finish(ingest, id, upload) {
+            return refused;
         }
     }
-    with_expiry(
+    Received::Kept(with_expiry(
         Answer::new(204).with("Upload-Offset", upload.offset),
         upload,
-    )
+    ))
 }
 
 /// The last byte arrived: verify the whole file, queue the transcode.
-fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> {
+fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Received> {
     let data = ingest.store.data_path(id);
     if let Some(expected) = &upload.sha256 {
         let actual = match ingest.running.take(id) {
             Some((at, hash)) if at == upload.length => hex(&hash.finalize()),
             _ => file_sha256(&data).map_err(|e| {
-                eprintln!("streamgate engine: ingest: hashing {id}: {e}");
-                Answer::new(500)
+                tracing::error!(upload = id, error = %e, "ingest: hashing");
+                Received::ServerError
             })?,
         };
         if &actual != expected {
@@ -171,7 +197,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
             );
             ingest.store.remove(id, upload);
             telemetry::upload("checksum_mismatch");
-            return Err(Answer::new(460));
+            return Err(Received::Refused(Answer::new(460)));
         }
     }
     // Queued before the job exists, so that an asset deleted while its
@@ -183,21 +209,21 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
         .update_status(&upload.asset, AssetStatus::Queued, 0, "")
     {
         Ok(()) => {}
-        Err(crate::control::ControlError::Call(s)) if s.code() == tonic::Code::NotFound => {
-            eprintln!(
-                "streamgate engine: ingest: asset {} was deleted during its upload; dropped",
-                upload.asset
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+            tracing::info!(
+                asset = upload.asset,
+                "ingest: the asset was deleted during its upload; dropped"
             );
             ingest.store.remove(id, upload);
             telemetry::upload("asset_deleted");
-            return Err(Answer::new(410));
+            return Err(Received::Refused(Answer::new(410)));
         }
-        Err(e) => eprintln!("streamgate engine: ingest: asset {}: {e}", upload.asset),
+        Err(e) => tracing::warn!(asset = upload.asset, error = %e, "ingest: reporting queued"),
     }
     let source = ingest.store.source_path(id, upload);
     std::fs::rename(&data, &source).map_err(|e| {
-        eprintln!("streamgate engine: ingest: {e}");
-        Answer::new(500)
+        tracing::error!(upload = id, error = %e, "ingest: keeping the source");
+        Received::ServerError
     })?;
     let out = ingest.root.join(&upload.asset);
     if let Err(e) = ingest.spool.submit(
@@ -206,7 +232,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
         &ingest.config.ladder,
         ingest.config.segment_seconds,
     ) {
-        eprintln!("streamgate engine: ingest: queueing {}: {e}", upload.asset);
+        tracing::error!(asset = upload.asset, error = %e, "ingest: queueing the transcode");
         let _ = std::fs::rename(&source, &data);
         let _ = ingest.control.update_status(
             &upload.asset,
@@ -214,7 +240,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Answer> 
             0,
             &format!("the transcode could not be queued: {e}"),
         );
-        return Err(Answer::new(500));
+        return Err(Received::ServerError);
     }
     upload.complete = true;
     let _ = ingest.store.save(id, upload);

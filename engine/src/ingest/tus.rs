@@ -97,7 +97,7 @@ pub fn serve(ingest: &Ingest, mut stream: TcpStream, mut buf: Vec<u8>) {
     let mut dates = DateCache::default();
     let mut head = Vec::with_capacity(512);
     loop {
-        let (answer, consumed) = match request::parse(&buf, &ingest.limits) {
+        let answer = match request::parse(&buf, &ingest.limits) {
             Ok(Parsed::Complete { request, head_len }) => {
                 let raw_head = buf[..head_len].to_vec();
                 let keep_alive = request.keep_alive;
@@ -106,18 +106,19 @@ pub fn serve(ingest: &Ingest, mut stream: TcpStream, mut buf: Vec<u8>) {
                 buf.drain(..head_len);
                 let mut answer = handle(ingest, method, &target, &raw_head, &mut stream, &mut buf);
                 answer.close |= !keep_alive;
-                (answer, true)
+                Some(answer)
             }
-            Ok(Parsed::Partial) => (Answer::new(0), false),
-            Err(e) => (Answer::new(e.status()).closing(), true),
+            Ok(Parsed::Partial) => None,
+            Err(e) => Some(Answer::new(e.status()).closing()),
         };
-        if consumed {
+        if let Some(answer) = answer {
             let close = answer.close;
             if !write_answer(&mut stream, &mut head, &mut dates, answer) || close {
                 return;
             }
             continue;
         }
+        // A head not yet complete: read more.
         let mut chunk = [0u8; 4096];
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return,
@@ -229,7 +230,7 @@ fn route(
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
         Err(e) => {
-            eprintln!("streamgate engine: ingest refused: {e}");
+            tracing::error!(error = %e, "ingest refused: no operator token to check against");
             return Answer::new(503).closing();
         }
     };
