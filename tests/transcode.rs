@@ -179,6 +179,47 @@ fn ladder_is_pruned_aligned_and_truthful() {
     assert!(leftovers(&s.0.join("assets")).is_empty());
 }
 
+/// Where the first segment of a rendition starts presenting, in seconds:
+/// its `tfdt` plus the first sample's composition offset.
+fn first_presentation_time(rendition: &Path) -> f64 {
+    let init = std::fs::read(rendition.join("init.mp4")).unwrap();
+    let first = std::fs::read(rendition.join("1.m4s")).unwrap();
+    let ticks = streamgate_transcode_gpu::package::mp4::first_presentation_ticks(&first)
+        .expect("a moof with tfdt and trun");
+    let timescale = streamgate_transcode_gpu::package::mp4::timescale(&init).unwrap();
+    ticks as f64 / f64::from(timescale)
+}
+
+#[test]
+fn video_and_audio_start_together_at_zero() {
+    // x264's B-frames delay the first frame's decode time by two frames; a
+    // rendition whose first sample presents at 2/fps leaves a hole at the
+    // start (hls.js: bufferSeekOverHole) and audio leading the picture.
+    let s = Scratch::new("tc-start");
+    let input = clip(&s.0, "src.mp4", "640x360", 5, true);
+    let out = s.0.join("assets/a1");
+    ok(&transcode(&input, &out, &["--ladder", "360,240"]));
+    let audio = first_presentation_time(&out.join("audio"));
+    assert!(audio.abs() < 1e-6, "audio starts at {audio}");
+    for rung in ["360p", "240p"] {
+        let video = first_presentation_time(&out.join(rung));
+        assert!(
+            (video - audio).abs() < 1e-6,
+            "{rung}: video starts at {video} s, audio at {audio} s"
+        );
+        let total: f64 = extinfs(&out.join(rung).join("index.m3u8")).iter().sum();
+        assert!(
+            (total - 5.0).abs() <= 1.0 / 25.0,
+            "{rung}: EXTINF sum {total}"
+        );
+    }
+    // Every frame still decodes, in order, from the HLS rendition.
+    assert_eq!(
+        common::decoded_video_frames(&out.join("360p/index.m3u8").to_string_lossy()),
+        125
+    );
+}
+
 #[test]
 fn a_source_without_audio_works() {
     let s = Scratch::new("tc-noaudio");

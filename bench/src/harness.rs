@@ -133,7 +133,8 @@ pub fn start_nginx(
     let conf = dir.join("nginx.conf");
     let text = format!(
         "user root;\nworker_processes {workers};\ndaemon off;\nmaster_process on;\npid {dir}/nginx.pid;\n\
-         error_log {dir}/nginx-error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         error_log {dir}/nginx-error.log warn;\nworker_rlimit_nofile 20000;
+events {{ worker_connections 16384; }}\n\
          http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
          keepalive_requests 1000000;\n\
          types {{ video/iso.segment m4s; }}\n  default_type application/octet-stream;\n\

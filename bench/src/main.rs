@@ -9,6 +9,9 @@
 //! `streamgate-bench ingest` uploads one file with `streamgate ingest` and
 //! with `curl -T` to nginx's WebDAV PUT (client MB/s, server CPU per GB).
 //!
+//! `streamgate-bench idle` holds thousands of idle keep-alive connections to
+//! nginx and to the engine and reports server memory per connection.
+//!
 //! `streamgate-bench http` serves the same files from Debian's nginx and from
 //! `streamgate engine`, drives both with the same `wrk` load in interleaved
 //! rounds (A B, B A, …), and reports medians of req/s, MB/s, p99 latency and
@@ -18,6 +21,7 @@
 
 mod harness;
 mod http;
+mod idle;
 mod ingest;
 mod parse;
 mod procstat;
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Some("tokens") => {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| tokens::run(&o))
         }
+        Some("idle") => idle::Options::parse(&args[1..]).and_then(|o| idle::run(&o)),
         Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| ingest::run(&o)),
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => {
@@ -76,5 +81,6 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench idle [--connections N] [--rounds N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench ingest [--rounds N] [--mib M] [--streamgate PATH] [--markdown FILE]
        streamgate-bench parse [--markdown FILE]";

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use streamgate_net::request::{parse, Limits, Parsed};
+use streamgate_net::http1::request::{parse, Limits, Parsed};
 use streamgate_net::target::{decode, Target};
 
 use crate::harness::record;

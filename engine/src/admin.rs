@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use streamgate_net::request::{self, Limits, Method, Parsed};
-use streamgate_net::response::{DateCache, HeadWriter};
+use streamgate_net::http1::request::{self, Limits, Method, Parsed};
+use streamgate_net::http1::write_head;
+use streamgate_net::response::{DateCache, ResponseHead};
 
 use crate::jobs::Runner;
 use crate::shutdown::Drain;
@@ -68,14 +69,14 @@ fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Re
             Err(e) => break (e.status(), "text/plain", "bad request\n".to_string()),
         }
     };
-    let mut head = Vec::new();
-    let mut w = HeadWriter::new(&mut head, status, dates.now());
-    w.header("Content-Type", content_type)
+    let mut head = ResponseHead::default();
+    head.reset(status)
+        .header("Content-Type", content_type)
         .header("Content-Length", body.len())
-        .header("Cache-Control", "no-store")
-        .header("Connection", "close");
-    w.finish();
-    stream.write_all(&head)?;
+        .header("Cache-Control", "no-store");
+    let mut out = Vec::new();
+    write_head(&head, dates.now(), true, &mut out);
+    stream.write_all(&out)?;
     stream.write_all(body.as_bytes())
 }
 

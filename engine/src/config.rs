@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use streamgate_net::request::Limits;
+pub use streamgate_net::http1::request::Limits;
 
 /// Who may fetch assets under `/v/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,10 +8,15 @@
 //! Module map:
 //! - [`config`]: the explicit configuration struct;
 //! - `worker`: per-core runtime, listener and accept loop;
-//! - `connection`: one HTTP/1.1 connection (keep-alive, pipelining, timeouts);
-//! - `serve`: from a parsed request to a response (routing, files, Range,
-//!   304, cache headers, CORS);
-//! - `fs`: opening files strictly beneath the root (`openat2`);
+//! - `context`: what one core's tasks share (site, counters, buffer and
+//!   pipe pools);
+//! - `http1`: one HTTP/1.1 connection (keep-alive, pipelining, timeouts);
+//! - `transport`: the bytes under the protocol (plain TCP: readiness reads,
+//!   zero-copy file bodies);
+//! - `serve`: from a request to a protocol-neutral response (routing, files,
+//!   Range, 304, cache headers, CORS);
+//! - `fs`: reading a cached body (files are opened through
+//!   `streamgate-assets`);
 //! - `cache`: the per-core hot-segment cache;
 //! - `gate`: playback tokens for `/p/<token>/<asset>/…` and open assets for
 //!   `/v/`, decided per core;
@@ -28,17 +33,19 @@ pub mod config;
 
 mod admin;
 mod cache;
-mod connection;
+mod context;
 mod control;
 mod engine;
 mod fs;
 mod gate;
+mod http1;
 mod ingest;
 mod jobs;
 mod serve;
 mod shutdown;
 mod sync;
 mod telemetry;
+mod transport;
 mod worker;
 
 pub use config::{AccessPolicy, EngineConfig, IngestConfig, JobsConfig};

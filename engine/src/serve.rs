@@ -5,7 +5,6 @@
 //! decides *how* (and whether the connection survives).
 
 use std::cell::RefCell;
-use std::fs::File;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -15,7 +14,8 @@ use streamgate_net::conditional::{self, Validators};
 use streamgate_net::mime::{self, CacheClass};
 use streamgate_net::range::{self, RangeDecision};
 use streamgate_net::request::{Method, Request};
-use streamgate_net::response::HeadWriter;
+pub use streamgate_net::response::Body;
+use streamgate_net::response::ResponseHead;
 use streamgate_net::target::{self, Target};
 
 use crate::cache::{self, Cached, HotCache};
@@ -31,42 +31,12 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 const EXPOSE: &str = "Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified";
 
-/// What follows the head.
-pub enum Body {
-    /// Nothing (errors without text, 304, HEAD, preflight).
-    Empty,
-    /// Bytes already in memory (hot cache, error text).
-    Memory(Bytes),
-    /// A range of an open file, sent zero-copy.
-    File {
-        /// The open file (shared with the hot cache).
-        file: Rc<File>,
-        /// First byte.
-        offset: u64,
-        /// Byte count.
-        len: u64,
-    },
-}
-
-impl Body {
-    /// Bytes this body puts on the wire.
-    pub fn len(&self) -> u64 {
-        match self {
-            Self::Empty => 0,
-            Self::Memory(b) => b.len() as u64,
-            Self::File { len, .. } => *len,
-        }
-    }
-}
-
-/// A response ready to send: the head is in the caller's buffer.
+/// What follows a response head that [`Site::respond`] filled in.
 pub struct Reply {
-    /// Status code, for metrics.
-    pub status: u16,
     /// The body to send after the head.
     pub body: Body,
-    /// Whether the head says `Connection: close` (the caller's request, or a
-    /// target so malformed that the peer is not worth keeping).
+    /// Whether the connection should end after this response (a target so
+    /// malformed that the peer is not worth keeping).
     pub close: bool,
 }
 
@@ -125,35 +95,24 @@ impl Site {
         self.cache.borrow().used()
     }
 
-    /// Answers one request, writing the head into `head`. `closing` adds
-    /// `Connection: close`.
+    /// Answers one request: fills `head` in and says what body follows.
+    /// The same for every protocol; the codec frames the result.
     pub fn respond(
         &self,
         req: &Request<'_>,
-        head: &mut Vec<u8>,
-        date: &str,
-        closing: bool,
+        head: &mut ResponseHead,
         stats: &mut WorkerStats,
     ) -> Reply {
-        let respond_error = |head: &mut Vec<u8>, status| {
-            self.error(
-                head,
-                date,
-                closing || status == 400,
-                req.fields.origin,
-                status,
-            )
-        };
+        let respond_error =
+            |head: &mut ResponseHead, status| self.error(head, req.fields.origin, status);
         let path = match target::decode(req.target) {
             Ok(Target::Path(path)) => path,
             Ok(Target::Asterisk) if req.method == Method::Options => {
-                let mut w = HeadWriter::new(head, 204, date);
-                w.header("Allow", ALLOW);
-                finish(w, closing);
+                head.reset(204);
+                head.header("Allow", ALLOW);
                 return Reply {
-                    status: 204,
                     body: Body::Empty,
-                    close: closing,
+                    close: false,
                 };
             }
             Ok(Target::Asterisk) | Err(_) => return respond_error(head, 400),
@@ -163,7 +122,7 @@ impl Site {
         };
         match req.method {
             Method::Get | Method::Head => {}
-            Method::Options => return self.preflight(req, head, date, closing),
+            Method::Options => return self.preflight(req, head),
             _ => return respond_error(head, 405),
         }
         if let Some(token) = route.token {
@@ -174,16 +133,9 @@ impl Site {
         }
         let relative = route.relative;
         match self.lookup(relative, stats) {
-            Ok((stamp, validators, content)) => self.file_reply(
-                req,
-                head,
-                date,
-                closing,
-                relative,
-                stamp,
-                &validators,
-                content,
-            ),
+            Ok((stamp, validators, content)) => {
+                self.file_reply(req, head, relative, stamp, &validators, content)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => respond_error(head, 404),
             Err(_) => respond_error(head, 503),
         }
@@ -258,13 +210,10 @@ impl Site {
         Ok((stamp, validators, content))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn file_reply(
         &self,
         req: &Request<'_>,
-        head: &mut Vec<u8>,
-        date: &str,
-        closing: bool,
+        head: &mut ResponseHead,
         relative: &str,
         stamp: FileStamp,
         validators: &Validators,
@@ -278,13 +227,11 @@ impl Site {
         let size = stamp.size;
         let f = &req.fields;
         if conditional::not_modified(f.if_none_match, f.if_modified_since, validators) {
-            let mut w = HeadWriter::new(head, 304, date);
-            self.validator_headers(&mut w, validators, cache_control, f.origin);
-            finish(w, closing);
+            head.reset(304);
+            self.validator_headers(head, validators, cache_control, f.origin);
             return Reply {
-                status: 304,
                 body: Body::Empty,
-                close: closing,
+                close: false,
             };
         }
         let decision = match f.range {
@@ -297,30 +244,27 @@ impl Site {
             RangeDecision::Full => (200, 0, size),
             RangeDecision::Partial { start, end } => (206, start, end - start + 1),
             RangeDecision::Unsatisfiable => {
-                let mut w = HeadWriter::new(head, 416, date);
-                w.header("Content-Range", format_args!("bytes */{size}"))
+                head.reset(416);
+                head.header("Content-Range", format_args!("bytes */{size}"))
                     .header("Content-Length", 0);
-                self.cors_headers(&mut w, f.origin);
-                finish(w, closing);
+                self.cors_headers(head, f.origin);
                 return Reply {
-                    status: 416,
                     body: Body::Empty,
-                    close: closing,
+                    close: false,
                 };
             }
         };
-        let mut w = HeadWriter::new(head, status, date);
-        w.header("Content-Type", content_type)
+        head.reset(status);
+        head.header("Content-Type", content_type)
             .header("Content-Length", len)
             .header("Accept-Ranges", "bytes");
         if status == 206 {
-            w.header(
+            head.header(
                 "Content-Range",
                 format_args!("bytes {start}-{}/{size}", start + len - 1),
             );
         }
-        self.validator_headers(&mut w, validators, cache_control, f.origin);
-        finish(w, closing);
+        self.validator_headers(head, validators, cache_control, f.origin);
         let body = if req.method == Method::Head {
             Body::Empty
         } else {
@@ -335,45 +279,39 @@ impl Site {
                 },
             }
         };
-        Reply {
-            status,
-            body,
-            close: closing,
-        }
+        Reply { body, close: false }
     }
 
     fn validator_headers(
         &self,
-        w: &mut HeadWriter<'_>,
+        head: &mut ResponseHead,
         v: &Validators,
         cache_control: &str,
         origin: Option<&[u8]>,
     ) {
-        w.header("ETag", &v.etag)
+        head.header("ETag", &v.etag)
             .header("Last-Modified", &v.last_modified)
             .header("Cache-Control", cache_control);
-        self.cors_headers(w, origin);
+        self.cors_headers(head, origin);
     }
 
-    fn preflight(&self, req: &Request<'_>, head: &mut Vec<u8>, date: &str, closing: bool) -> Reply {
-        let mut w = HeadWriter::new(head, 204, date);
-        w.header("Allow", ALLOW);
+    fn preflight(&self, req: &Request<'_>, head: &mut ResponseHead) -> Reply {
+        head.reset(204);
+        head.header("Allow", ALLOW);
         if req.fields.access_control_request_method.is_some()
             && self.allowed_origin(req.fields.origin).is_some()
         {
-            w.header("Access-Control-Allow-Methods", ALLOW)
+            head.header("Access-Control-Allow-Methods", ALLOW)
                 .header(
                     "Access-Control-Allow-Headers",
                     "Range, If-None-Match, If-Modified-Since, If-Range",
                 )
                 .header("Access-Control-Max-Age", 86400);
         }
-        self.cors_headers(&mut w, req.fields.origin);
-        finish(w, closing);
+        self.cors_headers(head, req.fields.origin);
         Reply {
-            status: 204,
             body: Body::Empty,
-            close: closing,
+            close: false,
         }
     }
 
@@ -388,62 +326,48 @@ impl Site {
         }
     }
 
-    fn cors_headers(&self, w: &mut HeadWriter<'_>, origin: Option<&[u8]>) {
+    fn cors_headers(&self, head: &mut ResponseHead, origin: Option<&[u8]>) {
         if let Some(allowed) = self.allowed_origin(origin) {
-            w.header("Access-Control-Allow-Origin", allowed)
+            head.header("Access-Control-Allow-Origin", allowed)
                 .header("Access-Control-Expose-Headers", EXPOSE);
         }
         if matches!(self.cors, Cors::List(_)) {
-            w.header("Vary", "Origin");
+            head.header("Vary", "Origin");
         }
     }
 
-    /// A short text error. Errors are not cached by shared caches.
-    fn error(
-        &self,
-        head: &mut Vec<u8>,
-        date: &str,
-        closing: bool,
-        origin: Option<&[u8]>,
-        status: u16,
-    ) -> Reply {
-        let (mut w, text) = error_head(head, date, status);
+    /// A short text error. Errors are not cached by shared caches; a 400
+    /// also ends the connection (the peer is not worth keeping).
+    fn error(&self, head: &mut ResponseHead, origin: Option<&[u8]>, status: u16) -> Reply {
+        let text = error_head(head, status);
         if status == 405 {
-            w.header("Allow", ALLOW);
+            head.header("Allow", ALLOW);
         }
         if status == 503 {
-            w.header("Retry-After", 1);
+            head.header("Retry-After", 1);
         }
-        self.cors_headers(&mut w, origin);
-        finish(w, closing);
+        self.cors_headers(head, origin);
         Reply {
-            status,
             body: Body::Memory(Bytes::from_static(text.as_bytes())),
-            close: closing,
+            close: status == 400,
         }
     }
 }
 
-/// Writes a complete error response for a request that could not be parsed
-/// (the connection then closes). Returns the body text.
-pub fn parse_error_reply(head: &mut Vec<u8>, date: &str, status: u16) -> &'static str {
-    let (w, text) = error_head(head, date, status);
-    finish(w, true);
-    text
+/// The response to a request that could not be parsed (the connection then
+/// closes): fills `head` in and returns the body text.
+pub fn parse_error_reply(head: &mut ResponseHead, status: u16) -> &'static str {
+    error_head(head, status)
 }
 
-/// Status line and the headers every error carries; returns the body text.
-fn error_head<'h>(
-    head: &'h mut Vec<u8>,
-    date: &str,
-    status: u16,
-) -> (HeadWriter<'h>, &'static str) {
+/// The status and the fields every error carries; returns the body text.
+fn error_head(head: &mut ResponseHead, status: u16) -> &'static str {
     let text = error_text(status);
-    let mut w = HeadWriter::new(head, status, date);
-    w.header("Content-Type", "text/plain; charset=utf-8")
+    head.reset(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
         .header("Content-Length", text.len())
         .header("Cache-Control", "no-store");
-    (w, text)
+    text
 }
 
 fn error_text(status: u16) -> &'static str {
@@ -461,11 +385,4 @@ fn error_text(status: u16) -> &'static str {
         505 => "HTTP version not supported\n",
         _ => "error\n",
     }
-}
-
-fn finish(mut w: HeadWriter<'_>, closing: bool) {
-    if closing {
-        w.header("Connection", "close");
-    }
-    w.finish();
 }

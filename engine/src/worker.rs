@@ -1,7 +1,6 @@
 //! One worker: a thread pinned to a core, its own monoio runtime (one
 //! io_uring ring), its own `SO_REUSEPORT` listener, cache and counters.
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -10,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
-use streamgate_net::response::DateCache;
-use streamgate_net::send::{self, SplicePipe};
+use streamgate_net::send;
 
 use crate::cache;
 use crate::config::EngineConfig;
-use crate::connection;
+use crate::context::Worker;
 use crate::gate::{Gate, SharedAccess};
+use crate::http1;
 use crate::ingest::Ingest;
 use crate::serve::Site;
-use crate::shutdown::{Drain, LocalDrain};
-use crate::telemetry::WorkerStats;
+use crate::shutdown::Drain;
+use crate::transport::PlainTcp;
 
 /// How often a worker looks at the drain flag.
 const TICK: Duration = Duration::from_millis(50);
@@ -28,48 +27,6 @@ const TICK: Duration = Duration::from_millis(50);
 const RING_ENTRIES: u32 = 1024;
 /// Ticks between metric flushes.
 const FLUSH_EVERY: u32 = 5;
-/// Bytes a splice pipe asks for: one round trip moves up to this much.
-const PIPE_CAPACITY: usize = 1 << 20;
-/// Idle pipes kept per worker (each is two descriptors).
-const MAX_IDLE_PIPES: usize = 32;
-
-/// State shared by the tasks of one worker (never across threads).
-pub struct Worker {
-    /// Engine configuration.
-    pub config: Arc<EngineConfig>,
-    /// Serving state and hot cache.
-    pub site: Site,
-    /// Counters since the last flush.
-    pub stats: RefCell<WorkerStats>,
-    /// The `Date` header cache.
-    pub dates: RefCell<DateCache>,
-    /// This worker's drain notification.
-    pub drain: LocalDrain,
-    /// Where `/upload` connections are handed over, when enabled.
-    pub ingest: Option<Arc<Ingest>>,
-    max_connections: i64,
-    /// Idle splice pipes, reused across responses.
-    pipes: RefCell<Vec<SplicePipe>>,
-}
-
-impl Worker {
-    /// A pipe for one zero-copy file response.
-    pub fn take_pipe(&self) -> io::Result<SplicePipe> {
-        match self.pipes.borrow_mut().pop() {
-            Some(pipe) => Ok(pipe),
-            None => SplicePipe::new(PIPE_CAPACITY),
-        }
-    }
-
-    /// Returns an emptied pipe to the pool.
-    pub fn return_pipe(&self, pipe: SplicePipe) {
-        let mut pipes = self.pipes.borrow_mut();
-        if pipes.len() < MAX_IDLE_PIPES {
-            pipes.push(pipe);
-        }
-    }
-}
-
 /// Everything a worker thread needs from the engine.
 pub struct Spawn {
     /// Index, used for the core it pins to.
@@ -114,25 +71,23 @@ async fn serve(spawn: Spawn) {
     };
     let _ = spawn.bound.send(Ok(()));
 
-    let worker = Rc::new(Worker {
-        site: Site::new(
-            &config,
-            spawn.assets,
-            Gate::new(spawn.access),
-            cache::Limits {
-                memory_bytes: config.cache_bytes / workers,
-                max_memory_object: config.cache_max_object,
-                max_entries: config.cache_open_files / workers,
-            },
-        ),
-        max_connections: (config.max_connections / workers).max(1) as i64,
-        ingest: spawn.ingest,
-        config: Arc::clone(&config),
-        stats: RefCell::new(WorkerStats::default()),
-        dates: RefCell::new(DateCache::default()),
-        drain: LocalDrain::default(),
-        pipes: RefCell::new(Vec::new()),
-    });
+    let site = Site::new(
+        &config,
+        spawn.assets,
+        Gate::new(spawn.access),
+        cache::Limits {
+            memory_bytes: config.cache_bytes / workers,
+            max_memory_object: config.cache_max_object,
+            max_entries: config.cache_open_files / workers,
+        },
+    );
+    let max_connections = (config.max_connections / workers).max(1) as i64;
+    let worker = Rc::new(Worker::new(
+        Arc::clone(&config),
+        site,
+        spawn.ingest,
+        max_connections,
+    ));
     monoio::spawn(housekeeping(Rc::clone(&worker), spawn.drain));
 
     let mut drained = std::pin::pin!(worker.drain.wait());
@@ -219,7 +174,7 @@ fn admit(stream: TcpStream, worker: &Rc<Worker>) {
     drop(stats);
     let worker = Rc::clone(worker);
     monoio::spawn(async move {
-        connection::serve(stream, Rc::clone(&worker)).await;
+        http1::serve(PlainTcp::new(stream), Rc::clone(&worker)).await;
         worker.stats.borrow_mut().connection(-1);
     });
 }

@@ -1,8 +1,16 @@
-//! Response heads: status line, headers, and a per-second cached `Date`.
+//! The protocol-neutral response: a [`ResponseHead`] (status and header
+//! fields) and a [`Body`]. The engine decides both once; each protocol's
+//! codec frames them (`http1::write_head` today, h2 HEADERS frames next),
+//! so HTTP semantics never depend on the wire.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
+use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 /// The reason phrase sent for a status code.
 pub fn reason(status: u16) -> &'static str {
@@ -38,36 +46,102 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a response head into a reusable buffer.
+/// A response's status and header fields, for any protocol.
 ///
 /// Values are written as given: callers pass only values they produced
-/// (numbers, validators, configured strings), never request bytes.
-pub struct HeadWriter<'a> {
-    buf: &'a mut Vec<u8>,
+/// (numbers, validators, configured strings), never request bytes. Names
+/// are static, so a head is two reusable buffers and no allocation per
+/// response once warm. Connection-level fields (`Date`, `Connection`) are
+/// the codec's to add.
+#[derive(Default)]
+pub struct ResponseHead {
+    status: u16,
+    /// Every field value, back to back.
+    values: Vec<u8>,
+    /// Field names and where their values are in `values`.
+    fields: Vec<(&'static str, Range<usize>)>,
 }
 
-impl<'a> HeadWriter<'a> {
-    /// Clears `buf` and writes the status line and `Date`.
-    pub fn new(buf: &'a mut Vec<u8>, status: u16, date: &str) -> Self {
-        buf.clear();
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            buf,
-            "HTTP/1.1 {status} {}\r\nDate: {date}\r\n",
-            reason(status)
-        );
-        Self { buf }
-    }
-
-    /// Appends one header field.
-    pub fn header(&mut self, name: &str, value: impl Display) -> &mut Self {
-        let _ = write!(self.buf, "{name}: {value}\r\n");
+impl ResponseHead {
+    /// Empties the head for a new response with `status`, keeping its
+    /// buffers.
+    pub fn reset(&mut self, status: u16) -> &mut Self {
+        self.status = status;
+        self.values.clear();
+        self.fields.clear();
         self
     }
 
-    /// Appends the empty line that ends the head.
-    pub fn finish(self) {
-        self.buf.extend_from_slice(b"\r\n");
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Appends one header field.
+    pub fn header(&mut self, name: &'static str, value: impl Display) -> &mut Self {
+        let start = self.values.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.values, "{value}");
+        self.fields.push((name, start..self.values.len()));
+        self
+    }
+
+    /// The fields in the order they were added.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|(name, range)| (*name, &self.values[range.clone()]))
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl fmt::Debug for ResponseHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ResponseHead");
+        d.field("status", &self.status);
+        for (name, value) in self.fields() {
+            d.field(name, &String::from_utf8_lossy(value));
+        }
+        d.finish()
+    }
+}
+
+/// What follows the head.
+pub enum Body {
+    /// Nothing (errors without text, 304, HEAD, preflight).
+    Empty,
+    /// Bytes already in memory (hot cache, error text).
+    Memory(Bytes),
+    /// A range of an open file: sent zero-copy where the transport allows.
+    File {
+        /// The open file (shared with the hot cache).
+        file: Rc<File>,
+        /// First byte.
+        offset: u64,
+        /// Byte count.
+        len: u64,
+    },
+}
+
+impl Body {
+    /// Bytes this body puts on the wire.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Empty => 0,
+            Self::Memory(b) => b.len() as u64,
+            Self::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -96,17 +170,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_a_head() {
-        let mut buf = Vec::new();
-        let mut w = HeadWriter::new(&mut buf, 206, "Thu, 01 Jan 1970 00:00:00 GMT");
-        w.header("Content-Length", 10)
+    fn a_head_keeps_fields_in_order_and_reuses_its_buffers() {
+        let mut head = ResponseHead::default();
+        head.reset(206)
+            .header("Content-Length", 10)
             .header("Content-Range", "bytes 0-9/100");
-        w.finish();
+        assert_eq!(head.status(), 206);
+        assert_eq!(head.get("content-length"), Some(&b"10"[..]));
+        let fields: Vec<_> = head.fields().collect();
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "HTTP/1.1 206 Partial Content\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
-             Content-Length: 10\r\nContent-Range: bytes 0-9/100\r\n\r\n"
+            fields,
+            [
+                ("Content-Length", &b"10"[..]),
+                ("Content-Range", &b"bytes 0-9/100"[..])
+            ]
         );
+        head.reset(404);
+        assert_eq!(head.fields().count(), 0);
+        assert_eq!(head.get("Content-Length"), None);
     }
 
     #[test]

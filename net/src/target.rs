@@ -75,8 +75,8 @@ fn plain_path_len(raw: &[u8]) -> Option<usize> {
     }
     let end = memchr::memchr2(b'?', b'#', raw).unwrap_or(raw.len());
     let path = &raw[..end];
-    let ordinary =
-        crate::request::all_visible_ascii(path) && memchr::memchr2(b'%', b'\\', path).is_none();
+    let ordinary = crate::http1::request::all_visible_ascii(path)
+        && memchr::memchr2(b'%', b'\\', path).is_none();
     if !ordinary {
         return None;
     }

@@ -1,10 +1,10 @@
-//! Video encoder backends, chosen at run time.
+//! The encode stage: video encoders and the options that keep every rung's
+//! segments aligned. Which stage runs where is decided in `stages`.
 //!
 //! A GPU encoder is used only when one can actually be opened: the check
 //! opens a small NVENC session and keeps whatever the driver says. Model
 //! names decide nothing (an H100 has NVDEC but no NVENC and answers
-//! NV_ENC_ERR_UNSUPPORTED_DEVICE). The NVDEC/NVENC pipeline proper is its
-//! own issue; this module is the interface it plugs into.
+//! NV_ENC_ERR_UNSUPPORTED_DEVICE).
 
 use ff::{codec, Dictionary, Rational};
 use ffmpeg_next as ff;
@@ -134,31 +134,10 @@ pub fn select_av1() -> Result<VideoEncoder, TranscodeError> {
         .ok_or(TranscodeError::MissingCodec("AV1 (libsvtav1 or librav1e)"))
 }
 
-/// Picks the video encoder for `mode`, saying once why the CPU is used.
-pub fn select(mode: GpuMode) -> Result<VideoEncoder, TranscodeError> {
-    crate::init();
-    if mode == GpuMode::Off {
-        return Ok(VideoEncoder::X264);
-    }
-    match try_open(VideoEncoder::Nvenc) {
-        Ok(()) => Ok(VideoEncoder::Nvenc),
-        Err(why) if mode == GpuMode::Require => Err(TranscodeError::GpuRequired(why)),
-        Err(why) => {
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                tracing::info!(
-                    reason = %why,
-                    "transcode: no usable GPU encoder; encoding with libx264 on the CPU"
-                )
-            });
-            Ok(VideoEncoder::X264)
-        }
-    }
-}
-
 /// Opens (and drops) a 256×256 session of `encoder`: for NVENC this asks
 /// the driver, which is the only reliable test.
-fn try_open(encoder: VideoEncoder) -> Result<(), String> {
+pub(crate) fn try_open(encoder: VideoEncoder) -> Result<(), String> {
+    crate::init();
     let name = encoder.name();
     let codec = encoder
         .find()

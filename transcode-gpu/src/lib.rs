@@ -30,6 +30,7 @@ mod poster;
 pub mod probe;
 mod publish;
 mod rendition;
+pub mod stages;
 
 pub use backend::GpuMode;
 pub use error::TranscodeError;

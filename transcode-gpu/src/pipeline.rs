@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use crate::error::{io, TranscodeError};
 use crate::ladder::{self, Codec, Rung};
 use crate::package::{self, Rendition};
 use crate::probe;
+use crate::stages::{self, SharedFrame};
 use streamgate_assets::AssetStore;
 
 use crate::publish;
@@ -98,7 +100,8 @@ pub fn transcode(
     let (store, name) = publish::local_target(&opts.out)?;
     let staging = publish::stage(&store, &name)?;
     let (mut input, probe) = probe::probe(&opts.input)?;
-    let encoder = backend::select(opts.gpu)?;
+    let plan = stages::choose(opts.gpu)?;
+    let encoder = plan.encode;
     let rungs = ladder::prune(&opts.ladder, probe.height);
     let av1 = if rungs.iter().any(|r| r.codec == Codec::Av1) {
         Some(backend::select_av1()?)
@@ -137,7 +140,7 @@ pub fn transcode(
         video_dec.format(),
         probe.sample_aspect,
     );
-    let mut video_tx: Vec<SyncSender<frame::Video>> = Vec::new();
+    let mut video_tx: Vec<SyncSender<SharedFrame>> = Vec::new();
     let mut workers: Vec<Worker> = Vec::new();
     for rung in &rungs {
         let dir = staging.path().join(rung.name());
@@ -149,7 +152,7 @@ pub fn transcode(
             Codec::Av1 => av1.unwrap_or(encoder),
         };
         workers.push(spawn(&rung.name(), move || {
-            rendition::video(dir, rung, src, common, backend, rx)
+            rendition::video(dir, rung, src, common, (plan.scale, backend), rx)
         })?);
         video_tx.push(tx);
     }
@@ -176,25 +179,29 @@ pub fn transcode(
     let mut decoded = frame::Video::empty();
     // The poster comes from about a tenth into the video.
     let poster_at = (total_frames / 10).max(1);
-    let mut poster_frame: Option<frame::Video> = None;
+    let mut poster_frame: Option<SharedFrame> = None;
     let mut audio_frame = frame::Audio::empty();
     let mut packet = Packet::empty();
     let decode_result: Result<(), TranscodeError> = (|| {
-        let mut fan_out =
-            |decoded: &frame::Video, frames: &mut u64| -> Result<(), TranscodeError> {
-                *frames += 1;
-                if *frames == poster_at || poster_frame.is_none() {
-                    poster_frame = Some(decoded.clone());
+        // Each decoded frame goes to every rung by reference: the decoder
+        // fills a fresh frame each time, and the rungs share it read-only.
+        let mut fan_out = |decoded: &mut frame::Video,
+                           frames: &mut u64|
+         -> Result<(), TranscodeError> {
+            *frames += 1;
+            let shared: SharedFrame = Arc::new(std::mem::replace(decoded, frame::Video::empty()));
+            if *frames == poster_at || poster_frame.is_none() {
+                poster_frame = Some(Arc::clone(&shared));
+            }
+            for tx in &video_tx {
+                // A closed queue means that encoder failed; its error is
+                // collected when joining.
+                if tx.send(Arc::clone(&shared)).is_err() {
+                    return Err(TranscodeError::Encode("an encoder stopped".into()));
                 }
-                for tx in &video_tx {
-                    // A closed queue means that encoder failed; its error is
-                    // collected when joining.
-                    if tx.send(decoded.clone()).is_err() {
-                        return Err(TranscodeError::Encode("an encoder stopped".into()));
-                    }
-                }
-                Ok(())
-            };
+            }
+            Ok(())
+        };
         loop {
             match packet.read(&mut input) {
                 Ok(()) => {}
@@ -208,7 +215,7 @@ pub fn transcode(
                     .map_err(|e| TranscodeError::Corrupt(format!("video: {e}")))?;
                 while video_dec.receive_frame(&mut decoded).is_ok() {
                     last_pts = decoded.timestamp().or(last_pts);
-                    fan_out(&decoded, &mut frames)?;
+                    fan_out(&mut decoded, &mut frames)?;
                 }
             } else if Some(index) == probe.audio_index {
                 if let (Some(dec), Some(tx)) = (&mut audio_dec, &audio_tx) {
@@ -236,7 +243,7 @@ pub fn transcode(
             .map_err(|e| TranscodeError::Corrupt(format!("video: {e}")))?;
         while video_dec.receive_frame(&mut decoded).is_ok() {
             last_pts = decoded.timestamp().or(last_pts);
-            fan_out(&decoded, &mut frames)?;
+            fan_out(&mut decoded, &mut frames)?;
         }
         if let (Some(dec), Some(tx)) = (&mut audio_dec, &audio_tx) {
             let _ = dec.send_eof();

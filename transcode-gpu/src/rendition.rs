@@ -16,6 +16,7 @@ use ffmpeg_next as ff;
 use crate::backend::VideoEncoder;
 use crate::error::{encode, TranscodeError};
 use crate::ladder::Rung;
+use crate::stages::{ScaleStage, SharedFrame};
 
 /// Settings shared by every rendition of one transcode.
 #[derive(Debug, Clone)]
@@ -55,12 +56,15 @@ struct Muxer {
 
 impl Muxer {
     /// Opens the muxer for an opened encoder and writes the header.
+    /// `starts_at_zero`: the track's first frame presents at time 0 even
+    /// though it decodes earlier (video with B-frames).
     fn start(
         dir: &Path,
         segment_seconds: u32,
         codec: ff::Codec,
         encoder: &impl AsRef<codec::Context>,
         encoder_tb: Rational,
+        starts_at_zero: bool,
     ) -> Result<Self, TranscodeError> {
         let mut octx = format::output_as(&dir.join("index.m3u8"), "hls")
             .map_err(|e| encode("opening the HLS muxer", e))?;
@@ -75,6 +79,16 @@ impl Muxer {
         opts.set("hls_playlist_type", "vod");
         opts.set("hls_flags", "independent_segments");
         opts.set("start_number", "1");
+        if starts_at_zero {
+            // B-frames put the first decode time two frames before the
+            // first presentation. Left to itself the muxer shifts the whole
+            // track so decoding starts at 0, and the picture then starts at
+            // 2/fps, after the audio: a hole hls.js seeks over. CMAF's way:
+            // keep presentation at 0 and write signed composition offsets
+            // (trun version 1), so the first frame presents at tfdt = 0.
+            opts.set("avoid_negative_ts", "disabled");
+            opts.set("hls_segment_options", "movflags=+negative_cts_offsets");
+        }
         let mut ost = octx
             .add_stream(codec)
             .map_err(|e| encode("adding the output stream", e))?;
@@ -121,8 +135,8 @@ pub fn video(
     rung: Rung,
     src: (u32, u32, ff::format::Pixel, (u32, u32)),
     common: Common,
-    backend: VideoEncoder,
-    frames: Receiver<frame::Video>,
+    (scale, backend): (ScaleStage, VideoEncoder),
+    frames: Receiver<SharedFrame>,
 ) -> Result<Encoded, TranscodeError> {
     crate::lower_priority();
     let (src_w, src_h, src_fmt, sar) = src;
@@ -159,24 +173,13 @@ pub fn video(
         )
     })?;
 
-    let mut mux = Muxer::start(&dir, common.segment_seconds, codec, &enc, time_base)?;
+    let mut mux = Muxer::start(&dir, common.segment_seconds, codec, &enc, time_base, true)?;
 
-    let mut scaler = software::scaling::Context::get(
-        src_fmt,
-        src_w,
-        src_h,
-        ff::format::Pixel::YUV420P,
-        w,
-        h,
-        software::scaling::Flags::BICUBIC,
-    )
-    .map_err(|e| encode("creating the scaler", e))?;
+    let mut scaler = scale.scaler((src_w, src_h, src_fmt), w, h)?;
     let mut scaled = frame::Video::empty();
     let mut index: i64 = 0;
     for frame in frames {
-        scaler
-            .run(&frame, &mut scaled)
-            .map_err(|e| encode("scaling", e))?;
+        scaler.scale(&frame, &mut scaled)?;
         // Constant frame rate: the n-th decoded frame is shown at n/fps.
         scaled.set_pts(Some(index));
         scaled.set_kind(ff::picture::Type::None);
@@ -225,7 +228,14 @@ pub fn audio(
         .open_as(codec)
         .map_err(|e| encode("opening the AAC encoder", e))?;
     let frame_size = enc.frame_size().max(1) as usize;
-    let mut mux = Muxer::start(&dir, segment_seconds, codec, &enc, Rational(1, AUDIO_RATE))?;
+    let mut mux = Muxer::start(
+        &dir,
+        segment_seconds,
+        codec,
+        &enc,
+        Rational(1, AUDIO_RATE),
+        false,
+    )?;
 
     let mut resampler: Option<software::resampling::Context> = None;
     let mut fifo: [Vec<f32>; 2] = [Vec::new(), Vec::new()];

@@ -49,7 +49,7 @@ pub struct Ingest {
     control: Arc<ControlClient>,
     spool: Arc<Spool>,
     root: PathBuf,
-    limits: streamgate_net::request::Limits,
+    limits: streamgate_net::http1::request::Limits,
     idle_timeout: std::time::Duration,
     send_timeout: std::time::Duration,
     /// Uploads with a PATCH in progress (one at a time per upload).

@@ -8,8 +8,9 @@ use std::net::TcpStream;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use streamgate_net::request::{self, find_field, Method, Parsed};
-use streamgate_net::response::{DateCache, HeadWriter};
+use streamgate_net::http1::request::{self, find_field, Method, Parsed};
+use streamgate_net::http1::write_head;
+use streamgate_net::response::{DateCache, ResponseHead};
 use streamgate_token::{constant_time_eq, is_asset_id};
 
 use super::expiry;
@@ -66,8 +67,10 @@ fn write_answer(
     dates: &mut DateCache,
     answer: Answer,
 ) -> bool {
-    let mut w = HeadWriter::new(head, answer.status, dates.now());
-    w.header("Tus-Resumable", TUS_VERSION)
+    let mut fields = ResponseHead::default();
+    fields
+        .reset(answer.status)
+        .header("Tus-Resumable", TUS_VERSION)
         .header("Cache-Control", "no-store")
         .header("Content-Length", 0)
         // Browser uploaders (Uppy) from an admin page on another origin;
@@ -80,12 +83,9 @@ fn write_answer(
              StreamGate-Asset",
         );
     for (name, value) in &answer.headers {
-        w.header(name, value);
+        fields.header(name, value);
     }
-    if answer.close {
-        w.header("Connection", "close");
-    }
-    w.finish();
+    write_head(&fields, dates.now(), answer.close, head);
     stream.write_all(head).is_ok()
 }
 
