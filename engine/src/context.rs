@@ -10,6 +10,7 @@ use streamgate_net::response::{DateCache, ResponseHead};
 use streamgate_net::send::SplicePipe;
 
 use crate::config::EngineConfig;
+use crate::deadline::Deadlines;
 use crate::ingest::Ingest;
 use crate::serve::Site;
 use crate::shutdown::LocalDrain;
@@ -43,6 +44,8 @@ pub struct Worker {
     pub head: RefCell<ResponseHead>,
     /// Connection cap of this worker.
     pub max_connections: i64,
+    /// Idle and header timeouts of this worker's connections.
+    pub deadlines: Deadlines,
     /// Idle splice pipes, reused across responses.
     pipes: RefCell<Vec<SplicePipe>>,
     /// Idle read and head buffers: a connection holds one only while a
@@ -67,6 +70,7 @@ impl Worker {
             ingest,
             head: RefCell::new(ResponseHead::default()),
             max_connections,
+            deadlines: Deadlines::default(),
             pipes: RefCell::new(Vec::new()),
             buffers: RefCell::new(Vec::new()),
         }

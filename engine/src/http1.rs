@@ -12,7 +12,7 @@
 use std::io;
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use streamgate_net::http1::request::{self, Parsed};
 use streamgate_net::http1::write_head;
@@ -21,7 +21,6 @@ use streamgate_net::response::Body;
 use crate::context::{Worker, BUFFER_SIZE};
 use crate::ingest;
 use crate::serve;
-use crate::shutdown::DrainWait;
 use crate::transport::Transport;
 
 /// Why waiting for bytes ended.
@@ -35,57 +34,34 @@ enum Wait {
 /// Serves a connection until the peer closes it, a timeout or an error ends
 /// it, or the worker drains.
 pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
-    let limits = worker.config.limits;
     // Bytes read and not yet answered; `None` while idle.
     let mut buf: Option<Vec<u8>> = None;
-    let mut drain = std::pin::pin!(worker.drain.wait());
     let mut head_started: Option<Instant> = None;
 
     loop {
         if let Some(bytes) = buf.as_mut().filter(|b| !b.is_empty()) {
-            match request::parse(bytes, &limits) {
-                Ok(Parsed::Complete { request, head_len }) => {
-                    if worker.ingest.is_some() && ingest::is_upload_target(request.target) {
-                        let unread = buf.take().unwrap_or_default();
-                        if !hand_over(&transport, &worker, unread) {
-                            // No descriptor to hand over (EMFILE, TLS): say so.
-                            reply_and_close(&transport, &worker, 503).await;
-                        }
-                        return;
-                    }
-                    let started = Instant::now();
-                    let closing =
-                        !request.keep_alive || request.has_body || worker.drain.is_drained();
-                    let method = request.method.as_str();
-                    let mut out = worker.take_buffer();
-                    let (status, reply) = {
-                        let mut head = worker.head.borrow_mut();
-                        let mut stats = worker.stats.borrow_mut();
-                        let reply = worker.site.respond(&request, &mut head, &mut stats);
-                        let close = closing || reply.close;
-                        write_head(&head, worker.dates.borrow_mut().now(), close, &mut out);
-                        (head.status(), serve::Reply { close, ..reply })
-                    };
-                    let sent = send_timed(&transport, &worker, &out, &reply.body).await;
-                    worker.return_buffer(out);
-                    worker.stats.borrow_mut().request(
-                        method,
-                        status,
-                        sent.as_ref().copied().unwrap_or(0),
-                        started.elapsed().as_secs_f64(),
-                    );
-                    if sent.is_err() || reply.close {
+            // Boxed: answering holds the parsed request and the send path's
+            // state, needed only while a request is in flight, so they do
+            // not size every idle connection's task.
+            match Box::pin(answer_one(&transport, &worker, bytes)).await {
+                Step::Answered { consumed, close } => {
+                    if close {
                         break;
                     }
-                    bytes.drain(..head_len);
+                    bytes.drain(..consumed);
                     head_started = None;
                     continue;
                 }
-                Ok(Parsed::Partial) => {}
-                Err(e) => {
-                    reply_and_close(&transport, &worker, e.status()).await;
-                    break;
+                Step::Upload => {
+                    let unread = buf.take().unwrap_or_default();
+                    if !hand_over(&transport, &worker, unread) {
+                        // No descriptor to hand over (EMFILE, TLS): say so.
+                        Box::pin(reply_and_close(&transport, &worker, 503)).await;
+                    }
+                    return;
                 }
+                Step::Refused => break,
+                Step::Partial => {}
             }
         }
 
@@ -96,16 +72,15 @@ pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
                 worker.return_buffer(b);
             }
         }
-        let wait = if idle {
-            worker.config.idle_timeout
+        let until = if idle {
+            Instant::now() + worker.config.idle_timeout
         } else {
-            let since = *head_started.get_or_insert_with(Instant::now);
-            worker.config.header_timeout.saturating_sub(since.elapsed())
+            *head_started.get_or_insert_with(Instant::now) + worker.config.header_timeout
         };
-        match wait_readable(&transport, wait, idle, &mut drain).await {
+        match wait_readable(&transport, &worker, until, idle).await {
             Wait::Readable => {}
             Wait::TimedOut if !idle => {
-                reply_and_close(&transport, &worker, 408).await;
+                Box::pin(reply_and_close(&transport, &worker, 408)).await;
                 break;
             }
             _ => break,
@@ -124,6 +99,57 @@ pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
     }
     if let Some(b) = buf {
         worker.return_buffer(b);
+    }
+}
+
+/// What answering the buffered bytes came to.
+enum Step {
+    /// One request answered; its head was `consumed` bytes.
+    Answered { consumed: usize, close: bool },
+    /// A request for `/upload`: the connection goes to the ingest threads.
+    Upload,
+    /// Not a request (malformed, too large): answered, and the connection
+    /// ends.
+    Refused,
+    /// The head is not complete yet.
+    Partial,
+}
+
+/// Parses the first request in `bytes` and, when it is complete, answers it.
+async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) -> Step {
+    let (request, head_len) = match request::parse(bytes, &worker.config.limits) {
+        Ok(Parsed::Complete { request, head_len }) => (request, head_len),
+        Ok(Parsed::Partial) => return Step::Partial,
+        Err(e) => {
+            reply_and_close(transport, worker, e.status()).await;
+            return Step::Refused;
+        }
+    };
+    if worker.ingest.is_some() && ingest::is_upload_target(request.target) {
+        return Step::Upload;
+    }
+    let started = Instant::now();
+    let closing = !request.keep_alive || request.has_body || worker.drain.is_drained();
+    let mut out = worker.take_buffer();
+    let (status, reply) = {
+        let mut head = worker.head.borrow_mut();
+        let mut stats = worker.stats.borrow_mut();
+        let reply = worker.site.respond(&request, &mut head, &mut stats);
+        let close = closing || reply.close;
+        write_head(&head, worker.dates.borrow_mut().now(), close, &mut out);
+        (head.status(), serve::Reply { close, ..reply })
+    };
+    let sent = send_timed(transport, worker, &out, &reply.body).await;
+    worker.return_buffer(out);
+    worker.stats.borrow_mut().request(
+        request.method.as_str(),
+        status,
+        sent.as_ref().copied().unwrap_or(0),
+        started.elapsed().as_secs_f64(),
+    );
+    Step::Answered {
+        consumed: head_len,
+        close: sent.is_err() || reply.close,
     }
 }
 
@@ -149,26 +175,29 @@ fn hand_over<T: Transport>(transport: &T, worker: &Worker, buf: Vec<u8>) -> bool
     true
 }
 
-/// Waits for bytes, bounded by `wait`; while idle the worker's drain also
-/// ends the wait.
+/// Waits for bytes until `until`; while idle the worker's drain also ends
+/// the wait. The deadline is the worker's (see `deadline`), not a runtime
+/// timer: an idle connection stays small.
 async fn wait_readable<T: Transport>(
     transport: &T,
-    wait: Duration,
+    worker: &Worker,
+    until: Instant,
     idle: bool,
-    drain: &mut std::pin::Pin<&mut DrainWait>,
 ) -> Wait {
-    if wait.is_zero() {
+    if Instant::now() >= until || (idle && worker.drain.is_drained()) {
         return Wait::TimedOut;
     }
-    let readable = monoio::time::timeout(wait, transport.readable());
-    let result = monoio::select! {
-        r = readable => r,
-        _ = drain.as_mut(), if idle => return Wait::Draining,
-    };
-    match result {
-        Err(_elapsed) => Wait::TimedOut,
-        Ok(Ok(())) => Wait::Readable,
-        Ok(Err(_)) => Wait::Closed,
+    let deadline = worker.deadlines.until(until, idle);
+    monoio::select! {
+        r = transport.readable() => match r {
+            Ok(()) => Wait::Readable,
+            Err(_) => Wait::Closed,
+        },
+        _ = deadline => if idle && worker.drain.is_drained() {
+            Wait::Draining
+        } else {
+            Wait::TimedOut
+        },
     }
 }
 

@@ -11,6 +11,8 @@
 //! - `context`: what one core's tasks share (site, counters, buffer and
 //!   pipe pools);
 //! - `http1`: one HTTP/1.1 connection (keep-alive, pipelining, timeouts);
+//! - `deadline`: idle and header timeouts as one ordered map per core,
+//!   fired by the housekeeping tick;
 //! - `transport`: the bytes under the protocol (plain TCP: readiness reads,
 //!   zero-copy file bodies);
 //! - `serve`: from a request to a protocol-neutral response (routing, files,
@@ -35,6 +37,7 @@ mod admin;
 mod cache;
 mod context;
 mod control;
+mod deadline;
 mod engine;
 mod fs;
 mod gate;

@@ -200,9 +200,11 @@ async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
     loop {
         monoio::time::sleep(TICK).await;
         ticks += 1;
+        worker.deadlines.fire(std::time::Instant::now());
         worker.site.gate.refresh();
         if drain.is_triggered() && !worker.drain.is_drained() {
             worker.drain.fire();
+            worker.deadlines.drain();
         }
         if ticks.is_multiple_of(FLUSH_EVERY) {
             let mut stats = worker.stats.borrow_mut();
