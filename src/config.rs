@@ -43,12 +43,12 @@ pub struct ControlSection {
     http: Option<SocketAddr>,
     database: Option<String>,
     public_url: Option<String>,
-    challenge_ttl: Option<String>,
+    challenge_ttl: Option<ConfigDuration>,
     challenge_limit_per_address: Option<u32>,
     challenge_limit: Option<u32>,
-    session_ttl: Option<String>,
-    playback_ttl: Option<String>,
-    playback_max_ttl: Option<String>,
+    session_ttl: Option<ConfigDuration>,
+    playback_ttl: Option<ConfigDuration>,
+    playback_max_ttl: Option<ConfigDuration>,
 }
 
 /// `[chains.<id>]`
@@ -56,17 +56,17 @@ pub struct ControlSection {
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
     rpc: Vec<String>,
-    timeout: Option<String>,
+    timeout: Option<ConfigDuration>,
     breaker_failures: Option<u32>,
-    breaker_open: Option<String>,
+    breaker_open: Option<ConfigDuration>,
 }
 
 /// `[nft]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NftSection {
-    cache_ttl: Option<String>,
-    negative_ttl: Option<String>,
+    cache_ttl: Option<ConfigDuration>,
+    negative_ttl: Option<ConfigDuration>,
 }
 
 /// `[engine]`: every key optional; defaults come from [`EngineConfig::new`].
@@ -78,10 +78,10 @@ pub struct EngineSection {
     threads: Option<usize>,
     root: Option<PathBuf>,
     open: Option<bool>,
-    header_timeout: Option<String>,
-    idle_timeout: Option<String>,
-    send_timeout: Option<String>,
-    shutdown_grace: Option<String>,
+    header_timeout: Option<ConfigDuration>,
+    idle_timeout: Option<ConfigDuration>,
+    send_timeout: Option<ConfigDuration>,
+    shutdown_grace: Option<ConfigDuration>,
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
     cache_max_object: Option<usize>,
@@ -93,11 +93,11 @@ pub struct EngineSection {
     job_workers: Option<usize>,
     job_attempts: Option<u32>,
     job_preset: Option<String>,
-    job_retention: Option<String>,
+    job_retention: Option<ConfigDuration>,
     upload_max_bytes: Option<u64>,
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
-    upload_expiry: Option<String>,
+    upload_expiry: Option<ConfigDuration>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -181,28 +181,16 @@ impl FileConfig {
                 format!("http://{listen}")
             }
         };
-        for (value, slot, key) in [
-            (
-                &s.challenge_ttl,
-                &mut c.challenge_ttl,
-                "control.challenge_ttl",
-            ),
-            (&s.session_ttl, &mut c.session_ttl, "control.session_ttl"),
-            (&s.playback_ttl, &mut c.playback_ttl, "control.playback_ttl"),
-            (
-                &s.playback_max_ttl,
-                &mut c.playback_max_ttl,
-                "control.playback_max_ttl",
-            ),
-            (&self.nft.cache_ttl, &mut c.nft_cache_ttl, "nft.cache_ttl"),
-            (
-                &self.nft.negative_ttl,
-                &mut c.nft_negative_ttl,
-                "nft.negative_ttl",
-            ),
+        for (value, slot) in [
+            (s.challenge_ttl, &mut c.challenge_ttl),
+            (s.session_ttl, &mut c.session_ttl),
+            (s.playback_ttl, &mut c.playback_ttl),
+            (s.playback_max_ttl, &mut c.playback_max_ttl),
+            (self.nft.cache_ttl, &mut c.nft_cache_ttl),
+            (self.nft.negative_ttl, &mut c.nft_negative_ttl),
         ] {
-            if let Some(text) = value {
-                *slot = parse_duration(text).map_err(|e| format!("{key}: {e}"))?;
+            if let Some(ConfigDuration(d)) = value {
+                *slot = d;
             }
         }
         for (id, chain) in &self.chains {
@@ -212,14 +200,13 @@ impl FileConfig {
             if chain.rpc.is_empty() {
                 return Err(format!("[chains.{id}]: rpc needs at least one URL"));
             }
-            let key = |name: &str| format!("chains.{id}.{name}");
             c.chains.insert(
                 chain_id,
                 ChainConfig {
                     rpc: chain.rpc.clone(),
-                    timeout: duration_or(&chain.timeout, &key("timeout"), 3)?,
+                    timeout: ConfigDuration::or_secs(chain.timeout, 3),
                     breaker_failures: chain.breaker_failures.unwrap_or(3).max(1),
-                    breaker_open: duration_or(&chain.breaker_open, &key("breaker_open"), 10)?,
+                    breaker_open: ConfigDuration::or_secs(chain.breaker_open, 10),
                 },
             );
         }
@@ -254,22 +241,14 @@ impl FileConfig {
         if e.open == Some(true) {
             c.access = AccessPolicy::Open;
         }
-        for (value, slot, key) in [
-            (
-                &e.header_timeout,
-                &mut c.header_timeout,
-                "engine.header_timeout",
-            ),
-            (&e.idle_timeout, &mut c.idle_timeout, "engine.idle_timeout"),
-            (&e.send_timeout, &mut c.send_timeout, "engine.send_timeout"),
-            (
-                &e.shutdown_grace,
-                &mut c.shutdown_grace,
-                "engine.shutdown_grace",
-            ),
+        for (value, slot) in [
+            (e.header_timeout, &mut c.header_timeout),
+            (e.idle_timeout, &mut c.idle_timeout),
+            (e.send_timeout, &mut c.send_timeout),
+            (e.shutdown_grace, &mut c.shutdown_grace),
         ] {
-            if let Some(text) = value {
-                *slot = parse_duration(text).map_err(|e| format!("{key}: {e}"))?;
+            if let Some(ConfigDuration(d)) = value {
+                *slot = d;
             }
         }
         if let Some(v) = e.max_connections {
@@ -310,10 +289,10 @@ impl FileConfig {
                 .clone()
                 .unwrap_or_else(|| "1080,720,480,360".into()),
             segment_seconds: e.upload_segment_seconds.unwrap_or(4).clamp(1, 30),
-            expiry: duration_or(&e.upload_expiry, "engine.upload_expiry", 24 * 3600)?,
+            expiry: ConfigDuration::or_secs(e.upload_expiry, 24 * 3600),
         });
         let workers = e.job_workers.unwrap_or(1);
-        let retention = duration_or(&e.job_retention, "engine.job_retention", 7 * 86_400)?;
+        let retention = ConfigDuration::or_secs(e.job_retention, 7 * 86_400);
         c.jobs = (workers > 0).then(|| JobsConfig {
             spool: self.spool_dir(),
             workers,
@@ -361,12 +340,44 @@ fn apply_env(
     Ok(())
 }
 
-/// The duration a key gives, or `default_secs` without one; errors name the
-/// key.
-fn duration_or(value: &Option<String>, key: &str, default_secs: u64) -> Result<Duration, String> {
-    match value {
-        Some(text) => parse_duration(text).map_err(|e| format!("{key}: {e}")),
-        None => Ok(Duration::from_secs(default_secs)),
+/// A duration in the file or the environment: `250ms`, `10s`, `5m`, `24h`,
+/// `7d`, or a bare number of seconds (`idle_timeout = 90`). A bad value
+/// fails the load with the key's name (TOML's error says where).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl ConfigDuration {
+    /// The configured duration, or `default_secs` when the key is absent.
+    fn or_secs(value: Option<Self>, default_secs: u64) -> Duration {
+        value.map_or(Duration::from_secs(default_secs), |d| d.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigDuration;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration like 10s, 250ms, 5m, 24h, 7d, or seconds")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                parse_duration(text).map(ConfigDuration).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                u64::try_from(n)
+                    .map(|s| ConfigDuration(Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("{n} is not a duration")))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(ConfigDuration(Duration::from_secs(n)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -428,6 +439,21 @@ mod tests {
         assert_eq!(engine.threads, 4);
         assert_eq!(engine.access, AccessPolicy::Open);
         assert_eq!(engine.root, PathBuf::from("/srv/sg/assets"));
+    }
+
+    #[test]
+    fn durations_in_the_file_name_their_key_when_bad() {
+        let load = |text: &str| {
+            toml::Value::Table(text.parse::<toml::Table>().unwrap()).try_into::<FileConfig>()
+        };
+        let config = load("[engine]\nidle_timeout = \"2m\"\nsend_timeout = 90\n").unwrap();
+        let engine = config.engine_config().unwrap();
+        assert_eq!(engine.idle_timeout, Duration::from_secs(120));
+        assert_eq!(engine.send_timeout, Duration::from_secs(90));
+        let err = load("[chains.1]\nrpc = [\"http://x\"]\ntimeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeout") && err.contains("soon"), "{err}");
     }
 
     #[test]

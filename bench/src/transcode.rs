@@ -151,40 +151,12 @@ pub fn run(o: &Options) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let src = dir.join("source-1080p.mp4");
-    run_ok(
-        Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc2=size=1920x1080:rate={FPS}"),
-            ])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                &o.seconds.to_string(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                "16",
-            ])
-            .args([
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "192k",
-                "-shortest",
-            ])
-            .arg(&src),
-        "making the 1080p source",
-    )?;
+    streamgate_testkit::clip::Clip::new("1920x1080", o.seconds)
+        .fps(FPS)
+        .audio(48_000)
+        .audio_kbps(192)
+        .quality("veryfast", Some(16))
+        .make(&src)?;
 
     let mut walls: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..o.rounds {

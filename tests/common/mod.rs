@@ -14,41 +14,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Makes a clip with the ffmpeg CLI.
+/// Makes a 25 fps clip with the ffmpeg CLI (with a 44.1 kHz tone when
+/// `audio`), through the shared maker in `streamgate-testkit`.
 pub fn clip(dir: &Path, name: &str, size: &str, seconds: u32, audio: bool) -> PathBuf {
-    let path = dir.join(name);
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc2=size={size}:rate=25"),
-    ]);
+    let mut clip = streamgate_testkit::clip::Clip::new(size, seconds);
     if audio {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+        clip = clip.audio(44_100);
     }
-    cmd.args([
-        "-t",
-        &seconds.to_string(),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-    ]);
-    if audio {
-        cmd.args(["-c:a", "aac", "-shortest"]);
-    }
-    let status = cmd
-        .arg(&path)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg could not make {name}");
-    path
+    clip.make(&dir.join(name)).unwrap()
 }
 
 /// Has ffmpeg decode `target` with `-map <map>` to the end, and asserts it

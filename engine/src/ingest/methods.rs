@@ -11,7 +11,7 @@ use streamgate_token::is_asset_id;
 use super::expiry::{self, unix_now};
 use super::receive::{receive, Received};
 use super::store::Upload;
-use super::tus::{chunk_checksum, field, metadata, with_expiry, Answer, OFFSET_STREAM};
+use super::wire::{chunk_checksum, field, metadata, with_expiry, Answer, OFFSET_STREAM};
 use super::Ingest;
 use crate::telemetry;
 

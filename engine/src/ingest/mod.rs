@@ -25,6 +25,7 @@ mod methods;
 mod receive;
 mod store;
 mod tus;
+mod wire;
 
 use std::collections::HashSet;
 use std::net::TcpStream;
@@ -110,7 +111,7 @@ impl Ingest {
         let open = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         if open > MAX_CONNECTIONS {
             self.active.fetch_sub(1, Ordering::SeqCst);
-            tus::refuse_busy(stream);
+            wire::refuse_busy(stream);
             return;
         }
         telemetry::upload_connections(open);
@@ -118,7 +119,7 @@ impl Ingest {
         // Kept to answer 503 on if no thread can be made.
         let Ok(spare) = stream.try_clone() else {
             self.closed();
-            tus::refuse_busy(stream);
+            wire::refuse_busy(stream);
             return;
         };
         let spawned = std::thread::Builder::new()
@@ -130,7 +131,7 @@ impl Ingest {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "ingest: no thread for an upload connection");
             self.closed();
-            tus::refuse_busy(spare);
+            wire::refuse_busy(spare);
         }
     }
 

@@ -14,7 +14,7 @@ use streamgate_api::ErrorCode;
 
 use super::expiry;
 use super::store::Upload;
-use super::tus::{with_expiry, Answer};
+use super::wire::{with_expiry, Answer};
 use super::Ingest;
 use crate::telemetry;
 
