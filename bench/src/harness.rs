@@ -158,6 +158,36 @@ events {{ worker_connections 16384; }}\n\
     Ok(child)
 }
 
+/// Starts `bin engine --open` with `threads` workers on `port`, serving
+/// `root`, with extra `STREAMGATE_…` variables.
+pub fn start_engine(
+    bin: &Path,
+    root: &Path,
+    port: u16,
+    threads: usize,
+    env: &[(&str, &str)],
+) -> Result<Child, String> {
+    let admin = free_port();
+    let mut child = Command::new(bin)
+        .arg("engine")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(["--threads", &threads.to_string(), "--open"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    wait_for_port(port, &mut child, "streamgate engine")?;
+    Ok(child)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,8 @@
 //! The HTTP origin benchmark: `streamgate engine` against nginx.
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use crate::harness::{free_port, median, record, start_nginx, wait_for_port, LoadOptions};
+use crate::harness::{free_port, median, record, start_engine, start_nginx, LoadOptions};
 use crate::procstat;
 use crate::wrk::{self, WrkResult};
 
@@ -65,7 +63,7 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
     let engine_port = free_port();
     let location = format!("location /v/ {{ alias {}/; }}", root.display());
     let mut nginx = start_nginx(&dir, nginx_port, o.threads, &location)?;
-    let mut engine = start_engine(&o.streamgate, &root, engine_port, o.threads)?;
+    let mut engine = start_engine(&o.streamgate, &root, engine_port, o.threads, &[])?;
     let servers = [
         (Server::Nginx, nginx_port, nginx.id()),
         (Server::Engine, engine_port, engine.id()),
@@ -164,25 +162,4 @@ fn table(label: &str, samples: &[Vec<Sample>; 2]) -> String {
 
 fn url(port: u16, name: &str) -> String {
     format!("http://127.0.0.1:{port}/v/a/{name}")
-}
-
-fn start_engine(bin: &Path, root: &Path, port: u16, threads: usize) -> Result<Child, String> {
-    let admin = free_port();
-    let mut child = Command::new(bin)
-        .arg("engine")
-        .arg("--root")
-        .arg(root)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(["--threads", &threads.to_string(), "--open"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    wait_for_port(port, &mut child, "streamgate engine")?;
-    Ok(child)
 }

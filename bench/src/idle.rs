@@ -8,11 +8,10 @@
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::harness::{free_port, median, record, start_nginx, wait_for_port};
+use crate::harness::{free_port, median, record, start_engine, start_nginx};
 
 /// Options of `streamgate-bench idle`.
 pub struct Options {
@@ -75,7 +74,16 @@ pub fn run(o: &Options) -> Result<(), String> {
             let mut server = if i == 0 {
                 start_nginx(&dir, port, 1, &location)?
             } else {
-                start_engine(&o.streamgate, &root, port)?
+                start_engine(
+                    &o.streamgate,
+                    &root,
+                    port,
+                    1,
+                    &[
+                        ("STREAMGATE_ENGINE__MAX_CONNECTIONS", "100000"),
+                        ("STREAMGATE_ENGINE__IDLE_TIMEOUT", "10m"),
+                    ],
+                )?
             };
             let measured = if i == 0 {
                 worker_of(server.id()).ok_or_else(|| "nginx has no worker process".to_string())
@@ -197,27 +205,4 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
-}
-
-fn start_engine(bin: &Path, root: &Path, port: u16) -> Result<Child, String> {
-    let admin = free_port();
-    let mut child = Command::new(bin)
-        .arg("engine")
-        .arg("--root")
-        .arg(root)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(["--threads", "1", "--open"])
-        .env("STREAMGATE_ENGINE__MAX_CONNECTIONS", "100000")
-        .env("STREAMGATE_ENGINE__IDLE_TIMEOUT", "10m")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    wait_for_port(port, &mut child, "streamgate engine")?;
-    Ok(child)
 }
