@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use streamgate_net::conditional::{self, Validators};
+use streamgate_net::http1::request::{self, Limits, Parsed};
 use streamgate_net::range::{self, RangeDecision};
-use streamgate_net::request::{self, Limits, Parsed};
 use streamgate_net::target::{self, Target};
 
 fuzz_target!(|data: &[u8]| {
