@@ -37,7 +37,7 @@ pub struct Worker {
     pub dates: RefCell<DateCache>,
     /// This worker's drain notification.
     pub drain: LocalDrain,
-    /// Where `/upload` connections are handed over, when enabled.
+    /// Where `/upload` requests are answered, when uploads are enabled.
     pub ingest: Option<Arc<Ingest>>,
     /// The head being built. Filled and framed without an await in
     /// between, so one per worker serves every connection.

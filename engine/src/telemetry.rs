@@ -120,7 +120,7 @@ pub fn upload_bytes(bytes: u64) {
     counter!(name::UPLOAD_BYTES).increment(bytes);
 }
 
-/// Ingest connections now being served.
+/// Upload requests now being answered on ingest threads.
 pub fn upload_connections(open: usize) {
     gauge!(name::UPLOAD_CONNECTIONS).set(open as f64);
 }

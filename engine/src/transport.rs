@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
 use monoio::net::TcpStream;
 use streamgate_net::response::Body;
@@ -30,10 +30,10 @@ pub trait Transport {
     /// buffer while it waits.
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
 
-    /// Reads what has arrived into the spare capacity of `buf`, without
-    /// waiting: `Ok(0)` when the peer closed, `WouldBlock` when nothing is
-    /// there after all.
-    fn try_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
+    /// Reads what has arrived into the spare capacity of `buf`, at most
+    /// `max` bytes, without waiting: `Ok(0)` when the peer closed,
+    /// `WouldBlock` when nothing is there after all.
+    fn try_read(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize>;
 
     /// Sends `head` then `body` completely.
     fn send(
@@ -42,10 +42,6 @@ pub trait Transport {
         head: &[u8],
         body: &Body,
     ) -> impl Future<Output = io::Result<()>>;
-
-    /// The socket, for handing the connection to the ingest threads; `None`
-    /// where the bytes on the socket are not the plain stream (TLS).
-    fn raw_socket(&self) -> Option<RawFd>;
 }
 
 /// Plain TCP: readiness through the ring, zero-copy file bodies.
@@ -63,8 +59,10 @@ impl Transport for PlainTcp {
         self.0.readable(false).await
     }
 
-    fn try_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    fn try_read(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         let spare = buf.spare_capacity_mut();
+        let limit = max.min(spare.len());
+        let spare = &mut spare[..limit];
         loop {
             // SAFETY: recv writes at most `spare.len()` bytes into memory
             // the Vec owns; `set_len` below covers only what it wrote.
@@ -110,9 +108,5 @@ impl Transport for PlainTcp {
                 Ok(())
             }
         }
-    }
-
-    fn raw_socket(&self) -> Option<RawFd> {
-        Some(self.0.as_raw_fd())
     }
 }

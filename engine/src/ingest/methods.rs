@@ -1,7 +1,7 @@
 //! What each tus request does to an upload: creation (with or without its
 //! first chunk), `HEAD`, `PATCH`, termination.
 
-use std::net::TcpStream;
+use std::io::Read;
 
 use base64::Engine as _;
 use streamgate_api::v1::AssetStatus;
@@ -21,7 +21,7 @@ pub(super) fn create(
     ingest: &Ingest,
     head: &[u8],
     body_len: u64,
-    stream: &mut TcpStream,
+    stream: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Answer {
     let Some(length) = field(head, "Upload-Length").and_then(|v| v.parse::<u64>().ok()) else {
@@ -191,7 +191,7 @@ pub(super) fn patch(
     id: &str,
     head: &[u8],
     body_len: u64,
-    stream: &mut TcpStream,
+    stream: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Answer {
     if field(head, "Content-Type") != Some(OFFSET_STREAM) {

@@ -3,10 +3,11 @@
 //! termination, expiration), which tus clients and Uppy speak.
 //!
 //! Uploads are rare and heavy, and writing to disk would stall a serving
-//! core, so a worker that sees a request for `/upload` hands the whole
-//! connection (a duplicate of its descriptor and the bytes already read) to
-//! a thread of its own here, with plain blocking I/O. The serving cores
-//! never touch upload bodies.
+//! core, so each request for `/upload` is answered on a thread of its own
+//! here, with plain blocking I/O: the connection's worker relays the body
+//! into a socket pair and waits, through its ring, for the answer, which it
+//! sends like any other response. The connection never leaves its worker,
+//! so the same holds for any protocol the worker speaks.
 //!
 //! An unfinished upload expires `upload_expiry` after its last accepted
 //! chunk (tus `expiration`, see `expiry`).
@@ -28,10 +29,11 @@ mod tus;
 mod wire;
 
 use std::collections::HashSet;
-use std::net::TcpStream;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use streamgate_transcode_gpu::jobs::Spool;
 
@@ -39,9 +41,12 @@ use crate::config::{EngineConfig, IngestConfig};
 use crate::control::ControlClient;
 use crate::telemetry;
 use store::Store;
+use streamgate_net::http1::request::Method;
+pub use tus::body_length;
+pub use wire::Answer;
 
-/// Upload connections handled at once; more get 503.
-const MAX_CONNECTIONS: usize = 32;
+/// Upload requests handled at once; more get 503.
+const MAX_REQUESTS: usize = 32;
 
 /// The ingest service shared by every worker.
 pub struct Ingest {
@@ -50,7 +55,6 @@ pub struct Ingest {
     control: Arc<ControlClient>,
     spool: Arc<Spool>,
     root: PathBuf,
-    limits: streamgate_net::http1::request::Limits,
     idle_timeout: std::time::Duration,
     send_timeout: std::time::Duration,
     /// Uploads with a PATCH in progress (one at a time per upload).
@@ -74,7 +78,6 @@ impl Ingest {
             control,
             spool,
             root: engine.root.clone(),
-            limits: engine.limits,
             idle_timeout: engine.idle_timeout,
             send_timeout: engine.send_timeout,
             busy: Claims::default(),
@@ -104,35 +107,59 @@ impl Ingest {
         }
     }
 
-    /// Takes over a connection whose next request is for `/upload`:
-    /// `stream` is a blocking duplicate of the worker's socket, `buffered`
-    /// the bytes the worker read and did not consume.
-    pub fn take_over(self: &Arc<Self>, stream: TcpStream, buffered: Vec<u8>) {
+    /// Starts answering one request for `/upload…` on an ingest thread:
+    /// the caller (the connection's worker) writes the body into
+    /// [`UploadCall::body`] and takes the answer from
+    /// [`UploadCall::answer`]. A busy service (or one that cannot make a
+    /// thread) answers 503 at once.
+    pub fn start_request(
+        self: &Arc<Self>,
+        method: Method,
+        target: String,
+        head: Vec<u8>,
+    ) -> Result<UploadCall, Answer> {
         let open = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        if open > MAX_CONNECTIONS {
+        if open > MAX_REQUESTS {
             self.active.fetch_sub(1, Ordering::SeqCst);
-            wire::refuse_busy(stream);
-            return;
+            return Err(Answer::busy());
         }
         telemetry::upload_connections(open);
-        let ingest = Arc::clone(self);
-        // Kept to answer 503 on if no thread can be made.
-        let Ok(spare) = stream.try_clone() else {
+        let started = self.spawn_request(method, target, head);
+        if started.is_err() {
             self.closed();
-            wire::refuse_busy(stream);
-            return;
+        }
+        started
+    }
+
+    fn spawn_request(
+        self: &Arc<Self>,
+        method: Method,
+        target: String,
+        head: Vec<u8>,
+    ) -> Result<UploadCall, Answer> {
+        let busy = |e: std::io::Error| {
+            tracing::warn!(error = %e, "ingest: cannot start an upload request");
+            Answer::busy()
         };
-        let spawned = std::thread::Builder::new()
+        let (worker_end, mut ingest_end) = UnixStream::pair().map_err(busy)?;
+        let _ = ingest_end.set_read_timeout(Some(self.idle_timeout));
+        let _ = ingest_end.set_write_timeout(Some(self.send_timeout));
+        let (tx, rx) = mpsc::sync_channel(1);
+        let ingest = Arc::clone(self);
+        std::thread::Builder::new()
             .name("sg-ingest".into())
             .spawn(move || {
-                tus::serve(&ingest, stream, buffered);
+                let answer = tus::answer(&ingest, method, &target, &head, &mut ingest_end);
+                let _ = tx.send(answer);
+                // Wakes the worker: the answer is ready.
+                let _ = ingest_end.write_all(&[1]);
                 ingest.closed();
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "ingest: no thread for an upload connection");
-            self.closed();
-            wire::refuse_busy(spare);
-        }
+            })
+            .map_err(busy)?;
+        Ok(UploadCall {
+            body: worker_end,
+            answer: rx,
+        })
     }
 
     /// An ingest connection ended.
@@ -177,6 +204,16 @@ impl Drop for Claim<'_> {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         busy.remove(&self.id);
     }
+}
+
+/// One upload request being answered on an ingest thread.
+pub struct UploadCall {
+    /// The worker's end of the body socket: the request's body goes in;
+    /// one byte (or the end of the stream) comes back once the answer is
+    /// ready, so the worker can wait for it through its ring.
+    pub body: UnixStream,
+    /// The answer, once the body socket says it is there.
+    pub answer: mpsc::Receiver<Answer>,
 }
 
 /// Whether a request target is for the ingest endpoint.

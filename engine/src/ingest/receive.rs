@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
@@ -83,7 +82,7 @@ pub(super) fn receive(
     upload: &mut Upload,
     body_len: u64,
     checksum: Option<&[u8]>,
-    stream: &mut TcpStream,
+    stream: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Received {
     let file = match ingest.store.data_file(id) {

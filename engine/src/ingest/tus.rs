@@ -1,57 +1,36 @@
-//! The tus 1.0 protocol over one blocking connection: the request loop,
-//! authorization and routing. The answers and the headers tus defines are
+//! The tus 1.0 protocol, one request at a time on an ingest thread:
+//! framing of the body, authorization and routing. The answers and the headers tus defines are
 //! in `wire`; what each request does to an upload is in `methods`; a
 //! chunk's bytes go to disk in `receive`. <https://tus.io/protocols/resumable-upload>
 
 use std::io::Read;
-use std::net::TcpStream;
 
-use streamgate_net::http1::request::{self, find_field, Method, Parsed};
-use streamgate_net::response::DateCache;
+use streamgate_net::http1::request::{find_field, Method};
 use streamgate_token::{constant_time_eq, is_asset_id};
 
-use super::wire::{field, write_answer, Answer, OFFSET_STREAM, TUS_VERSION};
+use super::wire::{field, Answer, OFFSET_STREAM, TUS_VERSION};
 use super::{methods, Ingest};
 
 /// Largest body of a request that is not a PATCH (they carry none).
 const MAX_OTHER_BODY: u64 = 64 << 10;
 
-/// Serves one connection until it closes or an answer says to.
-pub fn serve(ingest: &Ingest, mut stream: TcpStream, mut buf: Vec<u8>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(ingest.idle_timeout));
-    let _ = stream.set_write_timeout(Some(ingest.send_timeout));
-    let mut dates = DateCache::default();
-    let mut head = Vec::with_capacity(512);
-    loop {
-        let answer = match request::parse(&buf, &ingest.limits) {
-            Ok(Parsed::Complete { request, head_len }) => {
-                let raw_head = buf[..head_len].to_vec();
-                let keep_alive = request.keep_alive;
-                let method = request.method;
-                let target = String::from_utf8_lossy(request.target).into_owned();
-                buf.drain(..head_len);
-                let mut answer = handle(ingest, method, &target, &raw_head, &mut stream, &mut buf);
-                answer.close |= !keep_alive;
-                Some(answer)
-            }
-            Ok(Parsed::Partial) => None,
-            Err(e) => Some(Answer::new(e.status()).closing()),
-        };
-        if let Some(answer) = answer {
-            let close = answer.close;
-            if !write_answer(&mut stream, &mut head, &mut dates, answer) || close {
-                return;
-            }
-            continue;
-        }
-        // A head not yet complete: read more.
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+/// Answers one request for `/upload…`, reading its body (if any) from
+/// `body`. Runs on an ingest thread; the connection stays with its worker.
+pub fn answer(
+    ingest: &Ingest,
+    method: Method,
+    target: &str,
+    head: &[u8],
+    body: &mut dyn Read,
+) -> Answer {
+    let mut buffered = Vec::new();
+    handle(ingest, method, target, head, body, &mut buffered)
+}
+
+/// How many body bytes follow a request head, as the ingest reads them
+/// (the worker relays exactly this many); chunked bodies are refused (411).
+pub fn body_length(head: &[u8]) -> Result<u64, Answer> {
+    content_length(head)
 }
 
 fn content_length(head: &[u8]) -> Result<u64, Answer> {
@@ -65,7 +44,7 @@ fn content_length(head: &[u8]) -> Result<u64, Answer> {
 }
 
 /// Reads and drops a small body so the connection can carry on.
-fn skip_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: u64) -> Result<(), Answer> {
+fn skip_body(stream: &mut dyn Read, buf: &mut Vec<u8>, len: u64) -> Result<(), Answer> {
     if len > MAX_OTHER_BODY {
         return Err(Answer::new(413).closing());
     }
@@ -88,7 +67,7 @@ fn handle(
     method: Method,
     target: &str,
     head: &[u8],
-    stream: &mut TcpStream,
+    stream: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Answer {
     let body_len = match content_length(head) {
@@ -119,7 +98,7 @@ fn route(
     target: &str,
     head: &[u8],
     body_len: u64,
-    stream: &mut TcpStream,
+    stream: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Answer {
     let path = target.split('?').next().unwrap_or_default();

@@ -1,15 +1,11 @@
 //! The tus wire vocabulary, a leaf every other ingest module uses: the
-//! [`Answer`] a request gets, writing it, and reading the headers tus
-//! defines (metadata, checksums, expiry).
-
-use std::io::Write;
-use std::net::TcpStream;
+//! [`Answer`] a request gets (as a protocol-neutral response head), and
+//! reading the headers tus defines (metadata, checksums, expiry).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use streamgate_net::http1::request::find_field;
-use streamgate_net::http1::write_head;
-use streamgate_net::response::{DateCache, ResponseHead};
+use streamgate_net::response::ResponseHead;
 
 use super::expiry;
 use super::store::Upload;
@@ -20,7 +16,7 @@ pub(super) const TUS_VERSION: &str = "1.0.0";
 pub(super) const OFFSET_STREAM: &str = "application/offset+octet-stream";
 
 /// An answer: status, extra headers, and whether to close after it.
-pub(super) struct Answer {
+pub struct Answer {
     pub(super) status: u16,
     headers: Vec<(&'static str, String)>,
     pub(super) close: bool,
@@ -46,43 +42,43 @@ impl Answer {
     }
 }
 
-/// Says 503 to a connection the service has no room for.
-pub fn refuse_busy(mut stream: TcpStream) {
-    let mut head = Vec::new();
-    write_answer(
-        &mut stream,
-        &mut head,
-        &mut DateCache::default(),
-        Answer::new(503).with("Retry-After", 5).closing(),
-    );
-}
-
-pub(super) fn write_answer(
-    stream: &mut TcpStream,
-    head: &mut Vec<u8>,
-    dates: &mut DateCache,
-    answer: Answer,
-) -> bool {
-    let mut fields = ResponseHead::default();
-    fields
-        .reset(answer.status)
-        .header("Tus-Resumable", TUS_VERSION)
-        .header("Cache-Control", "no-store")
-        .header("Content-Length", 0)
-        // Browser uploaders (Uppy) from an admin page on another origin;
-        // authorization is a bearer token, never a cookie.
-        .header("Access-Control-Allow-Origin", "*")
-        .header(
-            "Access-Control-Expose-Headers",
-            "Location, Upload-Offset, Upload-Length, Upload-Metadata, Tus-Resumable, \
-             Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Expires, \
-             StreamGate-Asset",
-        );
-    for (name, value) in &answer.headers {
-        fields.header(name, value);
+impl Answer {
+    /// The answer when the server failed (the error is logged where it
+    /// happened).
+    pub fn server_error() -> Self {
+        Self::new(500).closing()
     }
-    write_head(&fields, dates.now(), answer.close, head);
-    stream.write_all(head).is_ok()
+
+    /// The answer to a request the service has no room for.
+    pub(super) fn busy() -> Self {
+        Self::new(503).with("Retry-After", 5).closing()
+    }
+
+    /// Whether the connection should end after this answer.
+    pub fn closes(&self) -> bool {
+        self.close
+    }
+
+    /// Fills `head` in: the status, the fields every tus answer carries and
+    /// this answer's own. The connection's codec frames it.
+    pub fn fill(&self, head: &mut ResponseHead) {
+        head.reset(self.status)
+            .header("Tus-Resumable", TUS_VERSION)
+            .header("Cache-Control", "no-store")
+            .header("Content-Length", 0)
+            // Browser uploaders (Uppy) from an admin page on another origin;
+            // authorization is a bearer token, never a cookie.
+            .header("Access-Control-Allow-Origin", "*")
+            .header(
+                "Access-Control-Expose-Headers",
+                "Location, Upload-Offset, Upload-Length, Upload-Metadata, Tus-Resumable, \
+                 Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Expires, \
+                 StreamGate-Asset",
+            );
+        for (name, value) in &self.headers {
+            head.header(name, value);
+        }
+    }
 }
 
 /// A header's value as text, if it is there and UTF-8.

@@ -7,10 +7,10 @@
 //! the worker's pool for as long as a request is in flight. Every wait is
 //! bounded: the idle timeout between requests, the header timeout from a
 //! head's first byte to its end (slowloris), and the send timeout while a
-//! slow reader drains a response.
+//! slow reader drains a response. Requests for `/upload` are answered by
+//! the ingest threads, their bodies relayed to them (`upload`).
 
 use std::io;
-use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -18,13 +18,15 @@ use streamgate_net::http1::request::{self, Parsed};
 use streamgate_net::http1::write_head;
 use streamgate_net::response::Body;
 
+mod upload;
+
 use crate::context::{Worker, BUFFER_SIZE};
 use crate::ingest;
 use crate::serve;
 use crate::transport::Transport;
 
 /// Why waiting for bytes ended.
-enum Wait {
+pub(crate) enum Wait {
     Readable,
     Closed,
     TimedOut,
@@ -33,7 +35,7 @@ enum Wait {
 
 /// Serves a connection until the peer closes it, a timeout or an error ends
 /// it, or the worker drains.
-pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
+pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) {
     // Bytes read and not yet answered; `None` while idle.
     let mut buf: Option<Vec<u8>> = None;
     let mut head_started: Option<Instant> = None;
@@ -51,14 +53,6 @@ pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
                     bytes.drain(..consumed);
                     head_started = None;
                     continue;
-                }
-                Step::Upload => {
-                    let unread = buf.take().unwrap_or_default();
-                    if !hand_over(&transport, &worker, unread) {
-                        // No descriptor to hand over (EMFILE, TLS): say so.
-                        Box::pin(reply_and_close(&transport, &worker, 503)).await;
-                    }
-                    return;
                 }
                 Step::Refused => break,
                 Step::Partial => {}
@@ -89,7 +83,7 @@ pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
         if bytes.capacity() - bytes.len() < BUFFER_SIZE / 2 {
             bytes.reserve(BUFFER_SIZE);
         }
-        match transport.try_read(bytes) {
+        match transport.try_read(bytes, usize::MAX) {
             Ok(0) => break,
             Ok(_) => {}
             // Readiness without bytes (another waiter took them): wait again.
@@ -103,11 +97,9 @@ pub async fn serve<T: Transport>(mut transport: T, worker: Rc<Worker>) {
 }
 
 /// What answering the buffered bytes came to.
-enum Step {
+pub(crate) enum Step {
     /// One request answered; its head was `consumed` bytes.
     Answered { consumed: usize, close: bool },
-    /// A request for `/upload`: the connection goes to the ingest threads.
-    Upload,
     /// Not a request (malformed, too large): answered, and the connection
     /// ends.
     Refused,
@@ -125,8 +117,10 @@ async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) 
             return Step::Refused;
         }
     };
-    if worker.ingest.is_some() && ingest::is_upload_target(request.target) {
-        return Step::Upload;
+    if let Some(ingest) = worker.ingest.as_ref() {
+        if ingest::is_upload_target(request.target) {
+            return upload::relay(transport, worker, ingest, &request, bytes, head_len).await;
+        }
     }
     let started = Instant::now();
     let closing = !request.keep_alive || request.has_body || worker.drain.is_drained();
@@ -153,32 +147,10 @@ async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) 
     }
 }
 
-/// Gives the connection to the ingest service: a blocking duplicate of the
-/// socket and the unconsumed bytes (this request's head included). The
-/// worker's own descriptor closes when `serve` returns; the duplicate keeps
-/// the connection open. `false` when there is no socket to duplicate (the
-/// caller answers 503).
-fn hand_over<T: Transport>(transport: &T, worker: &Worker, buf: Vec<u8>) -> bool {
-    let (Some(ingest), Some(socket)) = (&worker.ingest, transport.raw_socket()) else {
-        return false;
-    };
-    // SAFETY: F_DUPFD_CLOEXEC of a descriptor this task owns; the result is
-    // owned by the std stream below.
-    let fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
-    if fd < 0 {
-        tracing::warn!(error = %io::Error::last_os_error(), "ingest: cannot hand an upload connection over");
-        return false;
-    }
-    // SAFETY: `fd` is a fresh descriptor no one else owns.
-    let blocking = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    ingest.take_over(blocking, buf);
-    true
-}
-
 /// Waits for bytes until `until`; while idle the worker's drain also ends
 /// the wait. The deadline is the worker's (see `deadline`), not a runtime
 /// timer: an idle connection stays small.
-async fn wait_readable<T: Transport>(
+pub(crate) async fn wait_readable<T: Transport>(
     transport: &T,
     worker: &Worker,
     until: Instant,
@@ -203,7 +175,7 @@ async fn wait_readable<T: Transport>(
 
 /// Sends a head and body within the send timeout; returns the bytes
 /// written.
-async fn send_timed<T: Transport>(
+pub(crate) async fn send_timed<T: Transport>(
     transport: &T,
     worker: &Worker,
     head: &[u8],
