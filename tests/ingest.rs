@@ -648,3 +648,78 @@ fn the_whole_file_check_holds_across_a_restart() {
     assert_eq!(patch_at(&e, &location, 0, b"abcd").status, 204);
     assert_eq!(patch_at(&e, &location, 4, b"efgh").status, 460);
 }
+
+#[test]
+fn upload_requests_share_the_connection_and_beyond_the_cap_get_503() {
+    let e = appliance();
+    let auth = [
+        "Tus-Resumable: 1.0.0".to_string(),
+        format!("Authorization: Bearer {}", token(&e)),
+    ];
+    // One keep-alive connection: create, patch, ask, then a plain request.
+    // The connection stays with the engine's worker between them.
+    let mut c = Connection::open(e.addr).unwrap();
+    let mut create = auth.to_vec();
+    create.push("Upload-Length: 6".into());
+    let created = c.send("POST", "/upload/", &create, &[]).unwrap();
+    assert_eq!(created.status, 201);
+    let location = created.header("Location").unwrap().to_string();
+    let mut chunk = auth.to_vec();
+    chunk.extend([
+        "Upload-Offset: 0".to_string(),
+        "Content-Type: application/offset+octet-stream".to_string(),
+    ]);
+    assert_eq!(
+        c.send("PATCH", &location, &chunk, b"abc").unwrap().status,
+        204
+    );
+    let head = c.send("HEAD", &location, &auth, &[]).unwrap();
+    assert_eq!(head.header("Upload-Offset"), Some("3"));
+    let plain = c.send("GET", "/v/none/master.m3u8", &[], &[]).unwrap();
+    assert_eq!(
+        plain.status, 404,
+        "answered by the engine, not the tus handler"
+    );
+    assert!(plain.header("Tus-Resumable").is_none());
+
+    // 32 uploads whose bodies stall hold every ingest slot...
+    let mut stalled = Vec::new();
+    for _ in 0..32 {
+        let mut s = TcpStream::connect(e.addr).unwrap();
+        write!(
+            s,
+            "POST /upload/ HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer {}\r\n\
+             Upload-Length: 1000\r\nContent-Type: application/offset+octet-stream\r\n\
+             Content-Length: 1000\r\n\r\n0123456789",
+            token(&e)
+        )
+        .unwrap();
+        stalled.push(s);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e.metric("streamgate_upload_connections") < 32.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the uploads never started"
+        );
+    }
+    // ...so the next upload request is told to come back, not dropped.
+    let busy = Connection::open(e.addr)
+        .unwrap()
+        .send("OPTIONS", "/upload/", &[], &[])
+        .unwrap();
+    assert_eq!(busy.status, 503);
+    assert_eq!(busy.header("Retry-After"), Some("5"));
+    // Serving goes on meanwhile.
+    assert_eq!(e.get("/v/none/master.m3u8", "").status, 404);
+    // The stalled clients go away: their slots free up.
+    drop(stalled);
+    while e.metric("streamgate_upload_connections") > 0.0 {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(10));
+    }
+    let options = Connection::open(e.addr)
+        .unwrap()
+        .send("OPTIONS", "/upload/", &[], &[])
+        .unwrap();
+    assert_eq!(options.status, 204);
+}
