@@ -507,6 +507,49 @@ fn slowloris_and_idle_connections_are_closed() {
 }
 
 #[test]
+fn connections_idle_a_while_park_and_still_serve_or_time_out() {
+    // Idle past a second, a connection leaves its task for the worker's
+    // epoll set: it must still answer its next request, still count as
+    // open, close at its idle timeout, and close when the engine drains.
+    let mut e = Engine::start_with(
+        Options {
+            threads: 1,
+            engine_toml: "idle_timeout = \"3s\"".into(),
+            ..Options::default()
+        },
+        asset,
+    );
+    let mut kept = e.connect();
+    let ask = b"GET /v/a1/master.m3u8 HTTP/1.1\r\nHost: t\r\n\r\n";
+    kept.write_all(ask).unwrap();
+    assert_eq!(read_response(&mut kept, false).unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(1600)); // parked by now
+    assert_eq!(e.metric("streamgate_http_open_connections"), 1.0);
+    assert_eq!(e.metric("streamgate_http_parked_connections"), 1.0);
+    kept.write_all(ask).unwrap();
+    let again = read_response(&mut kept, false).unwrap();
+    assert_eq!(
+        (again.status, again.body.as_slice()),
+        (200, &b"#EXTM3U\n#EXT-X-VERSION:7\n"[..])
+    );
+    // Parked again, then past the idle timeout: closed, and no longer counted.
+    assert!(closed_within(&mut kept, Duration::from_secs(6)));
+    assert_eq!(e.metric("streamgate_http_open_connections"), 0.0);
+    assert_eq!(e.metric("streamgate_http_parked_connections"), 0.0);
+
+    // A parked connection does not hold up draining.
+    let mut parked = e.connect();
+    parked.write_all(ask).unwrap();
+    assert_eq!(read_response(&mut parked, false).unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(1600));
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(e.pid(), libc::SIGTERM) };
+    assert!(closed_within(&mut parked, Duration::from_secs(3)));
+    let status = e.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn connection_cap_answers_503() {
     let e = Engine::start_with(
         Options {

@@ -46,6 +46,10 @@ impl Options {
 }
 
 const BODY: usize = 4096;
+/// Connections opened at once when arrivals are paced.
+const ARRIVAL_BATCH: usize = 500;
+/// Pause between paced batches.
+const ARRIVAL_PAUSE: Duration = Duration::from_millis(1200);
 
 /// Runs the benchmark and prints (and optionally records) the table.
 pub fn run(o: &Options) -> Result<(), String> {
@@ -66,60 +70,60 @@ pub fn run(o: &Options) -> Result<(), String> {
     let location = format!("location /v/ {{ alias {}/; }}", root.display());
     // Fresh servers each round: memory freed by one round stays with the
     // allocator and would be reused by the next, hiding the cost.
-    let mut bytes: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..o.rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let port = free_port();
-            let mut server = if i == 0 {
-                start_nginx(&dir, port, 1, &location)?
-            } else {
-                start_engine(
-                    &o.streamgate,
-                    &root,
-                    port,
-                    1,
-                    &[
-                        ("STREAMGATE_ENGINE__MAX_CONNECTIONS", "100000"),
-                        ("STREAMGATE_ENGINE__IDLE_TIMEOUT", "10m"),
-                    ],
-                )?
-            };
-            let measured = if i == 0 {
-                worker_of(server.id()).ok_or_else(|| "nginx has no worker process".to_string())
-            } else {
-                Ok(server.id())
+    let mut rows = Vec::new();
+    for pace in [false, true] {
+        let mut bytes: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..o.rounds {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                bytes[i].push(measure(o, &dir, &root, &location, i == 0, pace)?);
             }
-            .and_then(|pid| per_connection(port, pid, o.connections));
-            // SAFETY: kill(2) on a child we spawned and have not reaped.
-            unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-            let _ = server.wait();
-            bytes[i].push(measured?);
         }
+        rows.push((pace, bytes));
     }
-    let (n, s) = (median(bytes[0].clone()), median(bytes[1].clone()));
     let mut report = String::new();
     let _ = writeln!(
         report,
         "Command: `target/release/streamgate-bench idle --connections {} --rounds {}`  \n\
          {} keep-alive connections, each after one {BODY}-byte GET, held idle; one worker each; \
-         growth of the server's VmRSS (nginx: its worker) over the idle connections, \
-         interleaved rounds, medians of {}.\n\n\
-         | | nginx | streamgate | streamgate / nginx |\n|---|---:|---:|---:|\n\
-         | bytes per idle connection | {n:.0} | {s:.0} | {:.2}× |\n\n\
-         Per round (nginx, streamgate): {}\n",
+         growth of the server's VmRSS (nginx: its worker) over the idle connections, fresh servers \
+         every round, interleaved, medians of {}. \"At once\": opened back to back; \"arriving\": \
+         {ARRIVAL_BATCH} at a time, {} ms apart, as viewers join over time (the engine parks \
+         connections idle for a second).\n\n\
+         | bytes per idle connection | nginx | streamgate | streamgate / nginx |\n|---|---:|---:|---:|",
         o.connections,
         o.rounds,
         o.connections,
         o.rounds,
-        s / n.max(1.0),
-        bytes[0]
-            .iter()
-            .zip(&bytes[1])
-            .map(|(a, b)| format!("{a:.0} / {b:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        ARRIVAL_PAUSE.as_millis(),
     );
+    for (pace, bytes) in &rows {
+        let (n, s) = (median(bytes[0].clone()), median(bytes[1].clone()));
+        let _ = writeln!(
+            report,
+            "| {} | {n:.0} | {s:.0} | {:.2}× |",
+            if *pace {
+                "arriving over time"
+            } else {
+                "opened at once"
+            },
+            s / n.max(1.0)
+        );
+    }
+    report.push('\n');
+    for (pace, bytes) in &rows {
+        let _ = writeln!(
+            report,
+            "Per round, {} (nginx / streamgate): {}  ",
+            if *pace { "arriving" } else { "at once" },
+            bytes[0]
+                .iter()
+                .zip(&bytes[1])
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     print!("{report}");
     if let Some(path) = &o.markdown {
         record(path, "idle", &report)?;
@@ -128,9 +132,45 @@ pub fn run(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts one server, measures, stops it.
+fn measure(
+    o: &Options,
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    location: &str,
+    nginx: bool,
+    pace: bool,
+) -> Result<f64, String> {
+    let port = free_port();
+    let mut server = if nginx {
+        start_nginx(dir, port, 1, location)?
+    } else {
+        start_engine(
+            &o.streamgate,
+            root,
+            port,
+            1,
+            &[
+                ("STREAMGATE_ENGINE__MAX_CONNECTIONS", "100000"),
+                ("STREAMGATE_ENGINE__IDLE_TIMEOUT", "10m"),
+            ],
+        )?
+    };
+    let measured = if nginx {
+        worker_of(server.id()).ok_or_else(|| "nginx has no worker process".to_string())
+    } else {
+        Ok(server.id())
+    }
+    .and_then(|pid| per_connection(port, pid, o.connections, pace));
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    measured
+}
+
 /// Opens `count` connections to `port`, one GET each, and returns the growth
 /// of `pid`'s resident memory per connection while they sit idle.
-fn per_connection(port: u16, pid: u32, count: usize) -> Result<f64, String> {
+fn per_connection(port: u16, pid: u32, count: usize, pace: bool) -> Result<f64, String> {
     let request = format!("GET /v/a/4k.m4s HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     // Warm: the file in the server's cache, its allocator's first arenas.
     let warm = connect_and_get(port, &request)?;
@@ -138,11 +178,17 @@ fn per_connection(port: u16, pid: u32, count: usize) -> Result<f64, String> {
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_bytes(pid)?;
     let mut held = Vec::with_capacity(count);
-    for _ in 0..count {
+    for i in 0..count {
         held.push(connect_and_get(port, &request)?);
+        if pace && (i + 1) % ARRIVAL_BATCH == 0 {
+            // Arrivals spread over time, as players join: each batch has
+            // been idle a while before the next comes.
+            std::thread::sleep(ARRIVAL_PAUSE);
+        }
     }
-    // Let the server settle into waiting on every connection.
-    std::thread::sleep(Duration::from_millis(1000));
+    // Let the server settle into waiting on every connection (the engine
+    // parks connections idle for a second).
+    std::thread::sleep(Duration::from_millis(3000));
     let after = rss_bytes(pid)?;
     drop(held);
     drop(warm);

@@ -12,6 +12,7 @@ use streamgate_net::send::SplicePipe;
 use crate::config::EngineConfig;
 use crate::deadline::Deadlines;
 use crate::ingest::Ingest;
+use crate::park::Parking;
 use crate::serve::Site;
 use crate::shutdown::LocalDrain;
 use crate::telemetry::WorkerStats;
@@ -46,6 +47,8 @@ pub struct Worker {
     pub max_connections: i64,
     /// Idle and header timeouts of this worker's connections.
     pub deadlines: Deadlines,
+    /// Connections idle a while, waiting without a task.
+    pub parking: Parking,
     /// Idle splice pipes, reused across responses.
     pipes: RefCell<Vec<SplicePipe>>,
     /// Idle read and head buffers: a connection holds one only while a
@@ -60,6 +63,7 @@ impl Worker {
         site: Site,
         ingest: Option<Arc<Ingest>>,
         max_connections: i64,
+        parking: Parking,
     ) -> Self {
         Self {
             config,
@@ -71,6 +75,7 @@ impl Worker {
             head: RefCell::new(ResponseHead::default()),
             max_connections,
             deadlines: Deadlines::default(),
+            parking,
             pipes: RefCell::new(Vec::new()),
             buffers: RefCell::new(Vec::new()),
         }

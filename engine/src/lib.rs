@@ -13,6 +13,8 @@
 //! - `http1`: one HTTP/1.1 connection (keep-alive, pipelining, timeouts);
 //! - `deadline`: idle and header timeouts as one ordered map per core,
 //!   fired by the housekeeping tick;
+//! - `park`: keep-alive connections idle a while wait in one epoll set per
+//!   core instead of a task each;
 //! - `transport`: the bytes under the protocol (plain TCP: readiness reads,
 //!   zero-copy file bodies);
 //! - `serve`: from a request to a protocol-neutral response (routing, files,
@@ -44,6 +46,7 @@ mod gate;
 mod http1;
 mod ingest;
 mod jobs;
+mod park;
 mod serve;
 mod shutdown;
 mod sync;

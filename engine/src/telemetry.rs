@@ -18,6 +18,7 @@ mod name {
     pub const BYTES_SENT: &str = "streamgate_http_response_bytes_total";
     pub const DURATION: &str = "streamgate_http_request_duration_seconds";
     pub const OPEN_CONNECTIONS: &str = "streamgate_http_open_connections";
+    pub const PARKED_CONNECTIONS: &str = "streamgate_http_parked_connections";
     pub const REJECTED: &str = "streamgate_http_connections_rejected_total";
     pub const CACHE_HITS: &str = "streamgate_cache_hits_total";
     pub const CACHE_MISSES: &str = "streamgate_cache_misses_total";
@@ -62,6 +63,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Time from a complete request head to the last byte written"
     );
     describe_gauge!(name::OPEN_CONNECTIONS, "Client connections currently open");
+    describe_gauge!(
+        name::PARKED_CONNECTIONS,
+        "Open connections idle long enough to wait without a task (in the epoll set)"
+    );
     describe_counter!(
         name::REJECTED,
         "Connections refused with 503 at the connection cap"
@@ -105,6 +110,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         counter!(metric).absolute(0);
     }
     gauge!(name::OPEN_CONNECTIONS).set(0.0);
+    gauge!(name::PARKED_CONNECTIONS).set(0.0);
     gauge!(name::UPLOAD_CONNECTIONS).set(0.0);
     gauge!(name::CACHE_BYTES).set(0.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
@@ -138,6 +144,8 @@ pub struct WorkerStats {
     cache_misses: u64,
     cache_bytes: usize,
     flushed_cache_bytes: usize,
+    parked: usize,
+    flushed_parked: usize,
     tokens_rejected: HashMap<&'static str, u64>,
 }
 
@@ -152,6 +160,11 @@ impl WorkerStats {
     /// A connection opened (+1) or closed (-1).
     pub fn connection(&mut self, delta: i64) {
         self.open_connections += delta;
+    }
+
+    /// Connections parked on this worker now.
+    pub fn parked(&mut self, now: usize) {
+        self.parked = now;
     }
 
     /// Open connections on this worker.
@@ -207,6 +220,11 @@ impl WorkerStats {
         if open_delta != 0 {
             gauge!(name::OPEN_CONNECTIONS).increment(open_delta as f64);
             self.flushed_open = self.open_connections;
+        }
+        let parked_delta = self.parked as f64 - self.flushed_parked as f64;
+        if parked_delta != 0.0 {
+            gauge!(name::PARKED_CONNECTIONS).increment(parked_delta);
+            self.flushed_parked = self.parked;
         }
         let cache_delta = self.cache_bytes as f64 - self.flushed_cache_bytes as f64;
         if cache_delta != 0.0 {

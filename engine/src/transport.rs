@@ -52,6 +52,11 @@ impl PlainTcp {
     pub fn new(stream: TcpStream) -> Self {
         Self(stream)
     }
+
+    /// The stream back (to park it).
+    pub fn into_stream(self) -> TcpStream {
+        self.0
+    }
 }
 
 impl Transport for PlainTcp {

@@ -17,6 +17,7 @@ use crate::context::Worker;
 use crate::gate::{Gate, SharedAccess};
 use crate::http1;
 use crate::ingest::Ingest;
+use crate::park::Parking;
 use crate::serve::Site;
 use crate::shutdown::Drain;
 use crate::transport::PlainTcp;
@@ -69,6 +70,13 @@ async fn serve(spawn: Spawn) {
             return;
         }
     };
+    let parking = match Parking::new() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = spawn.bound.send(Err(e));
+            return;
+        }
+    };
     let _ = spawn.bound.send(Ok(()));
 
     let site = Site::new(
@@ -87,7 +95,14 @@ async fn serve(spawn: Spawn) {
         site,
         spawn.ingest,
         max_connections,
+        parking,
     ));
+    match worker.parking.readiness() {
+        Ok(ready) => {
+            monoio::spawn(unpark(Rc::clone(&worker), ready));
+        }
+        Err(e) => tracing::error!(error = %e, "no parking for idle connections"),
+    }
     monoio::spawn(housekeeping(Rc::clone(&worker), spawn.drain));
 
     let mut drained = std::pin::pin!(worker.drain.wait());
@@ -172,11 +187,39 @@ fn admit(stream: TcpStream, worker: &Rc<Worker>) {
     }
     stats.connection(1);
     drop(stats);
-    let worker = Rc::clone(worker);
-    monoio::spawn(async move {
-        http1::serve(PlainTcp::new(stream), Rc::clone(&worker)).await;
-        worker.stats.borrow_mut().connection(-1);
-    });
+    monoio::spawn(connection(stream, Rc::clone(worker)));
+}
+
+/// One connection's task: serves it until it ends, or parks it when it
+/// has been idle a while (it stays open, and counted).
+async fn connection(stream: TcpStream, worker: Rc<Worker>) {
+    match http1::serve(PlainTcp::new(stream), Rc::clone(&worker)).await {
+        Some((transport, until)) => {
+            if let Err(e) = worker.parking.park(transport.into_stream(), until) {
+                tracing::warn!(error = %e, "cannot park an idle connection; closed");
+                worker.stats.borrow_mut().connection(-1);
+            }
+        }
+        None => worker.stats.borrow_mut().connection(-1),
+    }
+}
+
+/// Gives parked connections that turned readable a task again.
+async fn unpark(worker: Rc<Worker>, ready: monoio::net::UnixStream) {
+    loop {
+        if ready.readable(false).await.is_err() {
+            monoio::time::sleep(TICK).await;
+            continue;
+        }
+        for socket in worker.parking.take_ready() {
+            match TcpStream::from_std(socket) {
+                Ok(stream) => {
+                    monoio::spawn(connection(stream, Rc::clone(&worker)));
+                }
+                Err(_) => worker.stats.borrow_mut().connection(-1),
+            }
+        }
+    }
 }
 
 /// Best-effort 503 on a connection over the cap; never waits for the peer.
@@ -206,9 +249,18 @@ async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
             worker.drain.fire();
             worker.deadlines.drain();
         }
+        // Parked connections past their idle timeout close (all of them
+        // once draining).
+        let closed = worker
+            .parking
+            .close_expired(std::time::Instant::now(), worker.drain.is_drained());
+        if closed > 0 {
+            worker.stats.borrow_mut().connection(-(closed as i64));
+        }
         if ticks.is_multiple_of(FLUSH_EVERY) {
             let mut stats = worker.stats.borrow_mut();
             stats.cache_bytes(worker.site.cache_bytes());
+            stats.parked(worker.parking.len());
             stats.flush();
         }
     }

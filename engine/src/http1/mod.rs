@@ -22,6 +22,7 @@ mod upload;
 
 use crate::context::{Worker, BUFFER_SIZE};
 use crate::ingest;
+use crate::park::PARK_AFTER;
 use crate::serve;
 use crate::transport::Transport;
 
@@ -34,8 +35,9 @@ pub(crate) enum Wait {
 }
 
 /// Serves a connection until the peer closes it, a timeout or an error ends
-/// it, or the worker drains.
-pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) {
+/// it, or the worker drains. A connection idle for [`PARK_AFTER`] comes
+/// back with its idle deadline, to be parked (`park`).
+pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) -> Option<(T, Instant)> {
     // Bytes read and not yet answered; `None` while idle.
     let mut buf: Option<Vec<u8>> = None;
     let mut head_started: Option<Instant> = None;
@@ -66,16 +68,22 @@ pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) {
                 worker.return_buffer(b);
             }
         }
+        let now = Instant::now();
+        let idle_until = now + worker.config.idle_timeout;
         let until = if idle {
-            Instant::now() + worker.config.idle_timeout
+            idle_until.min(now + PARK_AFTER)
         } else {
-            *head_started.get_or_insert_with(Instant::now) + worker.config.header_timeout
+            *head_started.get_or_insert(now) + worker.config.header_timeout
         };
         match wait_readable(&transport, &worker, until, idle).await {
             Wait::Readable => {}
             Wait::TimedOut if !idle => {
                 Box::pin(reply_and_close(&transport, &worker, 408)).await;
                 break;
+            }
+            // Idle a while, not yet timed out: park (holding nothing).
+            Wait::TimedOut if Instant::now() < idle_until && !worker.drain.is_drained() => {
+                return Some((transport, idle_until));
             }
             _ => break,
         }
@@ -94,6 +102,7 @@ pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) {
     if let Some(b) = buf {
         worker.return_buffer(b);
     }
+    None
 }
 
 /// What answering the buffered bytes came to.
