@@ -652,10 +652,10 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
     }
 }
 
-#[test]
-fn large_files_stream_zero_copy_from_cached_descriptors() {
-    let big = 8 << 20;
-    let e = Engine::start_with(
+/// One worker whose cache keeps only bodies up to 4 KiB in memory (larger
+/// files as descriptors), serving [`asset`] plus `extra` (name, bytes).
+fn descriptor_cache_engine(extra: (&str, Vec<u8>)) -> Engine {
+    Engine::start_with(
         Options {
             threads: 1,
             engine_toml: "cache_max_object = 4096".into(),
@@ -663,9 +663,15 @@ fn large_files_stream_zero_copy_from_cached_descriptors() {
         },
         |root| {
             asset(root);
-            write(&root.join("a1/720p/2.m4s"), &pattern(big, 5));
+            write(&root.join(extra.0), &extra.1);
         },
-    );
+    )
+}
+
+#[test]
+fn large_files_stream_zero_copy_from_cached_descriptors() {
+    let big = 8 << 20;
+    let e = descriptor_cache_engine(("a1/720p/2.m4s", pattern(big, 5)));
     let r = e.get("/v/a1/720p/2.m4s", "");
     assert_eq!(r.body.len(), big);
     assert!(r.body == pattern(big, 5));
@@ -683,17 +689,7 @@ fn large_files_stream_zero_copy_from_cached_descriptors() {
 
 #[test]
 fn a_deleted_file_leaves_the_cache_and_frees_its_descriptor() {
-    let e = Engine::start_with(
-        Options {
-            threads: 1,
-            engine_toml: "cache_max_object = 4096".into(),
-            ..Options::default()
-        },
-        |root| {
-            asset(root);
-            write(&root.join("a1/720p/9.m4s"), &pattern(1 << 20, 9));
-        },
-    );
+    let e = descriptor_cache_engine(("a1/720p/9.m4s", pattern(1 << 20, 9)));
     let path = e.root.join("a1/720p/9.m4s");
     assert_eq!(e.get("/v/a1/720p/9.m4s", "").status, 200);
     assert!(

@@ -142,17 +142,53 @@ async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) 
         write_head(&head, worker.dates.borrow_mut().now(), close, &mut out);
         (head.status(), serve::Reply { close, ..reply })
     };
-    let sent = send_timed(transport, worker, &out, &reply.body).await;
+    let counted = Counted {
+        method: request.method.as_str(),
+        status,
+        started,
+    };
+    finish(
+        transport,
+        worker,
+        out,
+        &reply.body,
+        counted,
+        head_len,
+        reply.close,
+    )
+    .await
+}
+
+/// What a request is counted as in the metrics.
+pub(crate) struct Counted {
+    pub(crate) method: &'static str,
+    pub(crate) status: u16,
+    pub(crate) started: Instant,
+}
+
+/// Sends a framed head (`out`, back to the pool after) and its body,
+/// counts the request, and says how the connection goes on: `consumed`
+/// bytes of the buffer answered, closing when `close` or the send failed.
+pub(crate) async fn finish<T: Transport>(
+    transport: &T,
+    worker: &Worker,
+    out: Vec<u8>,
+    body: &Body,
+    counted: Counted,
+    consumed: usize,
+    close: bool,
+) -> Step {
+    let sent = send_timed(transport, worker, &out, body).await;
     worker.return_buffer(out);
     worker.stats.borrow_mut().request(
-        request.method.as_str(),
-        status,
+        counted.method,
+        counted.status,
         sent.as_ref().copied().unwrap_or(0),
-        started.elapsed().as_secs_f64(),
+        counted.started.elapsed().as_secs_f64(),
     );
     Step::Answered {
-        consumed: head_len,
-        close: sent.is_err() || reply.close,
+        consumed,
+        close: close || sent.is_err(),
     }
 }
 

@@ -16,7 +16,7 @@ use streamgate_net::http1::write_head;
 use streamgate_net::request::Request;
 use streamgate_net::response::Body;
 
-use super::{send_timed, Step};
+use super::{finish, Counted, Step};
 use crate::context::Worker;
 use crate::ingest::{self, Answer, Ingest};
 use crate::transport::Transport;
@@ -237,16 +237,19 @@ async fn respond<T: Transport>(
         write_head(&head, worker.dates.borrow_mut().now(), close, &mut out);
         head.status()
     };
-    let sent = send_timed(transport, worker, &out, &Body::Empty).await;
-    worker.return_buffer(out);
-    worker.stats.borrow_mut().request(
-        request.method.as_str(),
+    let counted = Counted {
+        method: request.method.as_str(),
         status,
-        sent.as_ref().copied().unwrap_or(0),
-        started.elapsed().as_secs_f64(),
-    );
-    Step::Answered {
+        started,
+    };
+    finish(
+        transport,
+        worker,
+        out,
+        &Body::Empty,
+        counted,
         consumed,
-        close: close || sent.is_err(),
-    }
+        close,
+    )
+    .await
 }
