@@ -3,12 +3,13 @@
 //! `serve` (everything in one process), `engine` and `control` (the two
 //! halves apart), `transcode`, `asset …` and `token issue` (operator calls
 //! over gRPC), `ingest` (tus upload, then follows the transcode), `config
-//! check`. `loadtest` arrives with the issue that builds it.
+//! check`, `loadtest run` (the load harness, `streamgate-loadtest`).
 
 mod asset;
 mod client;
 mod config;
 mod ingest;
+mod loadtest;
 mod log;
 mod progress;
 mod serve;
@@ -51,6 +52,10 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Load-test an origin or a CDN (latency corrected for coordinated
+    /// omission).
+    #[command(subcommand)]
+    Loadtest(loadtest::LoadtestCommand),
 }
 
 #[derive(Args)]
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         Command::Transcode(args) => transcode::run(args),
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+        Command::Loadtest(command) => loadtest::run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,280 @@
+//! What a run measured: [`Tally`] while it runs (per connection, merged at
+//! the end), [`Report`] after, as a table for people and as JSON
+//! (`docs/loadtest.md` documents every field).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+/// Latencies are kept in microseconds, 3 significant digits, up to an hour.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer arrived whole.
+    Answered {
+        /// Its status.
+        status: u16,
+        /// Body bytes.
+        bytes: u64,
+    },
+    /// No (whole) answer.
+    Failed(ErrorKind),
+}
+
+/// Counts and latency distributions of the requests measured so far.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+    requests: u64,
+    bytes: u64,
+    statuses: BTreeMap<u16, u64>,
+    failures: BTreeMap<&'static str, u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tally {
+    /// Nothing yet.
+    pub fn new() -> Self {
+        let histogram =
+            || Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds");
+        Self {
+            corrected: histogram(),
+            raw: histogram(),
+            requests: 0,
+            bytes: 0,
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// Records one request: its latency from when it was meant to go out
+    /// (`corrected`) and from when it did (`raw`).
+    pub fn record(&mut self, outcome: &Outcome, corrected: Duration, raw: Duration) {
+        self.requests += 1;
+        let micros = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        self.corrected.saturating_record(micros(corrected));
+        self.raw.saturating_record(micros(raw));
+        match *outcome {
+            Outcome::Answered { status, bytes } => {
+                self.bytes += bytes;
+                *self.statuses.entry(status).or_default() += 1;
+            }
+            Outcome::Failed(kind) => *self.failures.entry(failure_name(kind)).or_default() += 1,
+        }
+    }
+
+    /// Adds another tally (another connection's) to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.raw.add(&other.raw);
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        for (kind, n) in &other.failures {
+            *self.failures.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// The name a failure is counted under.
+fn failure_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => "timeout",
+        ErrorKind::ConnectionRefused => "refused",
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => "reset",
+        ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => "closed",
+        ErrorKind::InvalidData | ErrorKind::Unsupported => "protocol",
+        _ => "other",
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    tally: Tally,
+    duration: Duration,
+    open_loop: bool,
+}
+
+impl Report {
+    /// A report over `tally`, measured for `duration`.
+    pub fn new(tally: Tally, duration: Duration, open_loop: bool) -> Self {
+        Self {
+            tally,
+            duration,
+            open_loop,
+        }
+    }
+
+    /// Requests measured.
+    pub fn requests(&self) -> u64 {
+        self.tally.requests
+    }
+
+    /// Requests that got no answer, or an answer of 400 or above.
+    pub fn errors(&self) -> u64 {
+        let failed: u64 = self.tally.failures.values().sum();
+        let refused: u64 = self
+            .tally
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s >= 400)
+            .map(|(_, n)| n)
+            .sum();
+        failed + refused
+    }
+
+    fn seconds(&self) -> f64 {
+        self.duration.as_secs_f64().max(1e-9)
+    }
+
+    fn percentiles(h: &Histogram<u64>) -> Value {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        if h.is_empty() {
+            return json!({"p50": null, "p90": null, "p99": null, "p999": null, "max": null});
+        }
+        json!({
+            "p50": ms(h.value_at_quantile(0.50)),
+            "p90": ms(h.value_at_quantile(0.90)),
+            "p99": ms(h.value_at_quantile(0.99)),
+            "p999": ms(h.value_at_quantile(0.999)),
+            "max": ms(h.max()),
+        })
+    }
+
+    /// Every figure, as documented in `docs/loadtest.md`.
+    pub fn to_json(&self) -> Value {
+        let t = &self.tally;
+        let by_status: BTreeMap<String, u64> = t
+            .statuses
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect();
+        let errors_by_status: BTreeMap<String, u64> = t
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s >= 400)
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect();
+        json!({
+            "mode": if self.open_loop { "open" } else { "closed" },
+            "requests": t.requests,
+            "duration_s": self.duration.as_secs_f64(),
+            "rps": t.requests as f64 / self.seconds(),
+            "bytes": t.bytes,
+            "throughput_bps": t.bytes as f64 * 8.0 / self.seconds(),
+            "status": by_status,
+            "errors": {
+                "total": self.errors(),
+                "by_kind": t.failures,
+                "by_status": errors_by_status,
+            },
+            "latency_ms": Self::percentiles(&t.corrected),
+            "latency_uncorrected_ms": Self::percentiles(&t.raw),
+        })
+    }
+
+    /// A summary table for a terminal.
+    pub fn to_table(&self, uncorrected: bool) -> String {
+        let j = self.to_json();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} requests in {:.1} s ({} loop): {:.1} req/s, {:.2} MB/s, {} errors",
+            self.tally.requests,
+            self.duration.as_secs_f64(),
+            j["mode"].as_str().unwrap_or(""),
+            j["rps"].as_f64().unwrap_or(0.0),
+            self.tally.bytes as f64 / self.seconds() / 1e6,
+            self.errors()
+        );
+        let mut rows = vec![("latency (ms)", &j["latency_ms"])];
+        if uncorrected {
+            rows.push(("uncorrected (ms)", &j["latency_uncorrected_ms"]));
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for (name, p) in rows {
+            let cell = |k: &str| p[k].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                out,
+                "{name:<18} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                cell("p50"),
+                cell("p90"),
+                cell("p99"),
+                cell("p999"),
+                cell("max")
+            );
+        }
+        for (kind, n) in &self.tally.failures {
+            let _ = writeln!(out, "failed: {kind} × {n}");
+        }
+        for (status, n) in self.tally.statuses.iter().filter(|(s, _)| **s >= 400) {
+            let _ = writeln!(out, "status {status} × {n}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_merge_and_count_errors_by_kind_and_status() {
+        let ms = Duration::from_millis;
+        let mut a = Tally::new();
+        a.record(
+            &Outcome::Answered {
+                status: 200,
+                bytes: 10,
+            },
+            ms(5),
+            ms(1),
+        );
+        a.record(
+            &Outcome::Answered {
+                status: 404,
+                bytes: 3,
+            },
+            ms(6),
+            ms(2),
+        );
+        let mut b = Tally::new();
+        b.record(
+            &Outcome::Failed(ErrorKind::ConnectionReset),
+            ms(1000),
+            ms(3),
+        );
+        a.merge(&b);
+        let r = Report::new(a, Duration::from_secs(2), true);
+        let j = r.to_json();
+        assert_eq!(j["requests"], 3);
+        assert_eq!(j["bytes"], 13);
+        assert_eq!(j["errors"]["total"], 2);
+        assert_eq!(j["errors"]["by_kind"]["reset"], 1);
+        assert_eq!(j["errors"]["by_status"]["404"], 1);
+        assert_eq!(j["rps"], 1.5);
+        let max = j["latency_ms"]["max"].as_f64().unwrap();
+        assert!((999.0..=1001.0).contains(&max), "{max}");
+        assert!(j["latency_uncorrected_ms"]["max"].as_f64().unwrap() < 4.0);
+    }
+}

@@ -1,0 +1,87 @@
+//! [`Target`]: the URL under load, resolved, and whether it may be loaded.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use crate::LoadError;
+
+/// An `http://` URL, resolved to one address.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The `Host` header value.
+    pub host: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses and resolves `url`. A target that is not on this machine
+    /// (loopback) is refused unless `allow_remote`.
+    pub fn parse(url: &str, allow_remote: bool) -> Result<Self, LoadError> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            LoadError::BadUrl(format!("{url:?}: only http:// URLs are supported so far"))
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(LoadError::BadUrl(format!("{url:?}: no host")));
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !authority.ends_with(']')
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| LoadError::BadUrl(format!("{url:?}: {e}")))?
+            .next()
+            .ok_or_else(|| LoadError::BadUrl(format!("{url:?}: the host has no address")))?;
+        if !addr.ip().is_loopback() && !allow_remote {
+            return Err(LoadError::Remote(authority.to_string()));
+        }
+        Ok(Self {
+            addr,
+            host: authority.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_remote_targets_need_consent() {
+        let t = Target::parse("http://127.0.0.1:8080/v/a/1.m4s?x=1", false).unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/v/a/1.m4s?x=1")
+        );
+        assert_eq!(
+            Target::parse("http://localhost:9", false).unwrap().path,
+            "/"
+        );
+        assert!(matches!(
+            Target::parse("https://127.0.0.1/", false),
+            Err(LoadError::BadUrl(_))
+        ));
+        assert!(matches!(
+            Target::parse("http:///x", false),
+            Err(LoadError::BadUrl(_))
+        ));
+        assert!(matches!(
+            Target::parse("http://192.0.2.1:80/", false),
+            Err(LoadError::Remote(_))
+        ));
+        assert!(Target::parse("http://192.0.2.1:80/", true).is_ok());
+    }
+}

@@ -1,0 +1,190 @@
+//! `streamgate loadtest run` against real servers on loopback: a small
+//! HTTP/1.1 server that stalls now and then, and the engine.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{pattern, write, Engine, Scratch};
+
+/// A keep-alive server answering `200` with 100 bytes, except that every
+/// `stall_every`-th request waits `stall` first.
+fn stalling_server(stall_every: u64, stall: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let served = Arc::clone(&served);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut line = String::new();
+                    // Read one request head.
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    if (served.fetch_add(1, Ordering::SeqCst) + 1) % stall_every == 0 {
+                        std::thread::sleep(stall);
+                    }
+                    let body = [b'x'; 100];
+                    let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+                    if out
+                        .write_all(head.as_bytes())
+                        .and_then(|_| out.write_all(&body))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn loadtest(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("loadtest")
+        .arg("run")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn report(s: &Scratch, args: &[&str]) -> serde_json::Value {
+    let json = s.0.join(format!("r{}.json", args.len()));
+    let mut all = args.to_vec();
+    let path = json.to_str().unwrap().to_string();
+    all.extend(["--json", &path]);
+    let out = loadtest(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn open_loop_latency_shows_a_stall_that_the_raw_figure_hides() {
+    let s = Scratch::new("lt-stall");
+    // One request in 200 stalls a second; at 50 req/s over 2 connections,
+    // the ~25 requests meant to go out behind it on that connection are
+    // late by up to a second each.
+    let addr = stalling_server(200, Duration::from_secs(1));
+    let url = format!("http://{addr}/x");
+    let open = report(
+        &s,
+        &[
+            "--url",
+            &url,
+            "--rate",
+            "50",
+            "--connections",
+            "2",
+            "--duration",
+            "6s",
+        ],
+    );
+    assert_eq!(open["mode"], "open");
+    let corrected = open["latency_ms"]["p99"].as_f64().unwrap();
+    let raw = open["latency_uncorrected_ms"]["p99"].as_f64().unwrap();
+    assert!(
+        corrected >= 400.0,
+        "corrected p99 {corrected} ms hides the stall"
+    );
+    assert!(
+        raw < corrected / 4.0,
+        "raw p99 {raw} ms vs corrected {corrected} ms"
+    );
+    assert!(open["latency_ms"]["max"].as_f64().unwrap() >= 900.0);
+    let requests = open["requests"].as_u64().unwrap();
+    assert!(
+        (250..=310).contains(&requests),
+        "{requests} requests at 50/s for 6 s"
+    );
+    assert_eq!(open["errors"]["total"], 0);
+}
+
+#[test]
+fn request_caps_errors_by_kind_and_clear_refusals() {
+    let s = Scratch::new("lt-caps");
+    let e = Engine::start(|root| {
+        write(&root.join("a1/master.m3u8"), b"#EXTM3U\n");
+        write(&root.join("a1/720p/1.m4s"), &pattern(64 << 10, 1));
+    });
+    // Closed loop, capped: exactly that many requests, every byte counted.
+    let capped = report(
+        &s,
+        &[
+            "--url",
+            &format!("http://{}/v/a1/720p/1.m4s", e.addr),
+            "--requests",
+            "300",
+            "--duration",
+            "30s",
+        ],
+    );
+    assert_eq!(capped["mode"], "closed");
+    assert_eq!(capped["requests"], 300);
+    assert_eq!(capped["bytes"], 300 * (64 << 10));
+    assert_eq!(capped["status"]["200"], 300);
+    // A missing file is counted under its status.
+    let missing = report(
+        &s,
+        &[
+            "--url",
+            &format!("http://{}/v/a1/none.m4s", e.addr),
+            "--requests",
+            "20",
+        ],
+    );
+    assert_eq!(missing["errors"]["total"], 20);
+    assert_eq!(missing["errors"]["by_status"]["404"], 20);
+    // Refusals say what is wrong.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (args, says) in [
+        (
+            vec!["--url".to_string(), format!("http://{dead}/")],
+            "cannot reach",
+        ),
+        (
+            vec!["--url".into(), "http://192.0.2.1/".into()],
+            "--allow-remote",
+        ),
+        (
+            vec!["--url".into(), "ftp://127.0.0.1/".into()],
+            "only http://",
+        ),
+        (
+            vec![
+                "--url".into(),
+                format!("http://{}/", e.addr),
+                "--rate".into(),
+                "0".into(),
+            ],
+            "--rate must be a positive",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = loadtest(&args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+}
