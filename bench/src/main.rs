@@ -9,6 +9,9 @@
 //! `streamgate-bench ingest` uploads one file with `streamgate ingest` and
 //! with `curl -T` to nginx's WebDAV PUT (client MB/s, server CPU per GB).
 //!
+//! `streamgate-bench loadgen` compares `streamgate loadtest run` with `wrk`
+//! on the same nginx: requests per load-generator CPU-second.
+//!
 //! `streamgate-bench idle` holds thousands of idle keep-alive connections to
 //! nginx and to the engine and reports server memory per connection.
 //!
@@ -23,6 +26,7 @@ mod harness;
 mod http;
 mod idle;
 mod ingest;
+mod loadgen;
 mod parse;
 mod procstat;
 mod sendpath;
@@ -40,6 +44,9 @@ fn main() -> ExitCode {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| tokens::run(&o))
         }
         Some("idle") => idle::Options::parse(&args[1..]).and_then(|o| idle::run(&o)),
+        Some("loadgen") => {
+            harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| loadgen::run(&o))
+        }
         Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| ingest::run(&o)),
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => {
@@ -81,6 +88,7 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench sendpath [--rounds N] [--duration SECS] [--connections C] [--markdown FILE]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench loadgen [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench idle [--connections N] [--rounds N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench ingest [--rounds N] [--mib M] [--streamgate PATH] [--markdown FILE]
        streamgate-bench parse [--markdown FILE]";
