@@ -15,9 +15,13 @@ pub enum LoadtestCommand {
     /// at a fixed rate.
     Run {
         /// The URL (`http://host:port/path`); only this machine unless
-        /// --allow-remote.
+        /// --allow-remote. With --urls, the origin of the listed paths.
         #[arg(long)]
         url: String,
+        /// A file of requests: `URL [WEIGHT]` a line, or an access log
+        /// (combined format) whose paths go to --url's origin.
+        #[arg(long)]
+        urls: Option<PathBuf>,
         /// Requests per second over all connections (open loop; fractions
         /// allowed). Without it: closed loop, as fast as answers come.
         #[arg(long)]
@@ -59,6 +63,7 @@ pub enum LoadtestCommand {
 pub fn run_command(command: LoadtestCommand) -> Result<(), String> {
     let LoadtestCommand::Run {
         url,
+        urls,
         rate,
         connections,
         duration,
@@ -82,9 +87,20 @@ pub fn run_command(command: LoadtestCommand) -> Result<(), String> {
     {
         return Err(format!("--header {bad:?} is not a `Name: value` line"));
     }
+    let target = Target::parse(&url, allow_remote).map_err(|e| e.to_string())?;
+    let list = match &urls {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            streamgate_loadtest::urls::parse(&text, &file.display().to_string(), &target, method)
+                .map_err(|e| e.to_string())?
+        }
+        None => Vec::new(),
+    };
     let options = RunOptions {
-        target: Target::parse(&url, allow_remote).map_err(|e| e.to_string())?,
+        target,
         method,
+        list,
         headers,
         connections,
         rate,

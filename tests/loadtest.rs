@@ -153,6 +153,48 @@ fn request_caps_errors_by_kind_and_clear_refusals() {
     );
     assert_eq!(missing["errors"]["total"], 20);
     assert_eq!(missing["errors"]["by_status"]["404"], 20);
+    // A URL list with weights: both files are asked for, in proportion.
+    let list = s.0.join("urls.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "http://{0}/v/a1/720p/1.m4s 3\nhttp://{0}/v/a1/master.m3u8\n",
+            e.addr
+        ),
+    )
+    .unwrap();
+    let mixed = report(
+        &s,
+        &[
+            "--url",
+            &format!("http://{}/", e.addr),
+            "--urls",
+            list.to_str().unwrap(),
+            "--requests",
+            "400",
+        ],
+    );
+    assert_eq!(mixed["requests"], 400);
+    let bytes = mixed["bytes"].as_u64().unwrap();
+    let segments = (bytes - 400 * 8) / ((64 << 10) - 8);
+    assert!(
+        (240..=360).contains(&segments),
+        "{segments} of 400 were the 3× segment"
+    );
+    std::fs::write(&list, format!("http://{}/a\n\nnot a url\n", e.addr)).unwrap();
+    let out = loadtest(&[
+        "--url",
+        &format!("http://{}/", e.addr),
+        "--urls",
+        list.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("urls.txt:3:"),
+        "the bad line's number: {said}"
+    );
+
     // Refusals say what is wrong.
     let dead = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -8,17 +8,19 @@
 //! from the actual send, is reported beside it). Latencies go into
 //! HdrHistograms, so memory stays flat however long the run.
 //!
-//! Modules: [`target`] (what may be loaded, and where), [`run`] (the
+//! Modules: [`target`] (what may be loaded, and where), [`urls`] (a list
+//! of requests with weights, or an access log), [`run`] (the
 //! schedule and the connections), [`report`] (the figures, as a table and
 //! as JSON, see `docs/loadtest.md`).
 //!
 //! Still to come (issue 10): `viewers` (simulated players), HTTP/2 and TLS,
-//! `--urls FILE`, HTML plots, `merge`.
+//! HTML plots, `merge`.
 
 mod error;
 pub mod report;
 pub mod run;
 pub mod target;
+pub mod urls;
 
 pub use error::LoadError;
 pub use report::Report;

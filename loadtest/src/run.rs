@@ -16,15 +16,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::report::{Outcome, Tally};
+use crate::urls::{Picker, Weighted};
 use crate::{LoadError, Report, Target};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The URL under load.
+    /// The URL under load (with [`RunOptions::list`], only its origin).
     pub target: Target,
     /// `GET` or `HEAD`.
     pub method: &'static str,
+    /// Requests to spread the load over (`--urls`); empty: the target's
+    /// path alone.
+    pub list: Vec<Weighted>,
     /// Extra header lines (`Name: value`).
     pub headers: Vec<String>,
     /// Connections, each with one request in flight.
@@ -62,15 +66,27 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
             source,
         }
     })?;
-    let request = format!(
-        "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: streamgate-loadtest\r\n{}\r\n",
-        o.method,
-        o.target.path,
-        o.target.host,
-        o.headers
-            .iter()
-            .map(|h| format!("{h}\r\n"))
-            .collect::<String>()
+    let list = if o.list.is_empty() {
+        vec![Weighted {
+            method: o.method,
+            path: o.target.path.clone(),
+            weight: 1,
+        }]
+    } else {
+        o.list.clone()
+    };
+    let extra: String = o.headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let requests: Arc<Vec<Request>> = Arc::new(
+        list.iter()
+            .map(|w| Request {
+                bytes: format!(
+                    "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: streamgate-loadtest\r\n{extra}\r\n",
+                    w.method, w.path, o.target.host
+                )
+                .into_bytes(),
+                head_only: w.method == "HEAD",
+            })
+            .collect(),
     );
     let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + o.warmup;
@@ -79,7 +95,8 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
     let threads: Vec<_> = (0..o.connections)
         .map(|index| {
             let o = o.clone();
-            let request = request.clone().into_bytes();
+            let requests = Arc::clone(&requests);
+            let picker = Picker::new(&list, index as u64 + 1);
             let budget = Arc::clone(&budget);
             std::thread::Builder::new()
                 .name(format!("sg-load-{index}"))
@@ -90,7 +107,7 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
                         end,
                         index,
                     };
-                    connection(&o, &request, &plan, &budget)
+                    connection(&o, &requests, picker, &plan, &budget)
                 })
         })
         .collect::<Result<_, _>>()
@@ -115,8 +132,20 @@ struct Plan {
     index: usize,
 }
 
+/// One request, ready to send.
+struct Request {
+    bytes: Vec<u8>,
+    head_only: bool,
+}
+
 /// One connection's loop; returns its tally.
-fn connection(o: &RunOptions, request: &[u8], plan: &Plan, budget: &AtomicU64) -> Tally {
+fn connection(
+    o: &RunOptions,
+    requests: &[Request],
+    mut picker: Picker,
+    plan: &Plan,
+    budget: &AtomicU64,
+) -> Tally {
     let mut tally = Tally::new();
     let mut conn: Option<Client> = None;
     let interval = o
@@ -146,6 +175,7 @@ fn connection(o: &RunOptions, request: &[u8], plan: &Plan, budget: &AtomicU64) -
         if let Some(wait) = intended.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
+        let request = &requests[picker.pick().min(requests.len() - 1)];
         let sent = Instant::now();
         let outcome = match exchange(&mut conn, o, request) {
             Ok((status, bytes)) => Outcome::Answered { status, bytes },
@@ -174,14 +204,18 @@ fn take_one(budget: &AtomicU64) -> Option<()> {
 
 /// Sends the request on the open connection (opening one if needed) and
 /// reads the whole answer; returns its status and body bytes.
-fn exchange(conn: &mut Option<Client>, o: &RunOptions, request: &[u8]) -> io::Result<(u16, u64)> {
+fn exchange(
+    conn: &mut Option<Client>,
+    o: &RunOptions,
+    request: &Request,
+) -> io::Result<(u16, u64)> {
     if conn.is_none() {
         *conn = Some(Client::open(o)?);
     }
     let client = conn
         .as_mut()
         .ok_or_else(|| io::Error::other("no connection"))?;
-    let answer = client.exchange(request, o.method == "HEAD");
+    let answer = client.exchange(&request.bytes, request.head_only);
     if matches!(answer, Ok((_, _, true))) {
         *conn = None; // the server closes after this answer
     }
