@@ -141,6 +141,42 @@ fn request_caps_errors_by_kind_and_clear_refusals() {
     assert_eq!(capped["requests"], 300);
     assert_eq!(capped["bytes"], 300 * (64 << 10));
     assert_eq!(capped["status"]["200"], 300);
+    // Two runs merged count as one run would: every request and byte, and
+    // the slowest request of either.
+    let again = report(
+        &s,
+        &[
+            "--url",
+            &format!("http://{}/v/a1/master.m3u8", e.addr),
+            "--requests",
+            "120",
+        ],
+    );
+    let (a, b, merged) = (s.0.join("a.json"), s.0.join("b.json"), s.0.join("m.json"));
+    std::fs::write(&a, capped.to_string()).unwrap();
+    std::fs::write(&b, again.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["loadtest", "merge"])
+        .args([&a, &b])
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(m["requests"], 420);
+    assert_eq!(m["status"]["200"], 420);
+    assert_eq!(m["bytes"], 300 * (64 << 10) + 120 * 8);
+    let slowest = capped["latency_ms"]["max"]
+        .as_f64()
+        .unwrap()
+        .max(again["latency_ms"]["max"].as_f64().unwrap());
+    assert_eq!(m["latency_ms"]["max"].as_f64().unwrap(), slowest);
     // A missing file is counted under its status.
     let missing = report(
         &s,

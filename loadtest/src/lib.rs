@@ -13,8 +13,11 @@
 //! schedule and the connections), [`report`] (the figures, as a table and
 //! as JSON, see `docs/loadtest.md`).
 //!
+//! [`Report::merge`] combines runs made at the same time on several load
+//! machines (the histograms travel in the JSON).
+//!
 //! Still to come (issue 10): `viewers` (simulated players), HTTP/2 and TLS,
-//! HTML plots, `merge`.
+//! a live status line, HTML plots.
 
 mod error;
 pub mod report;

@@ -7,8 +7,13 @@ use std::fmt::Write as _;
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+
+use crate::LoadError;
 
 /// Latencies are kept in microseconds, 3 significant digits, up to an hour.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -91,6 +96,9 @@ impl Tally {
     }
 }
 
+/// The names failures are counted under.
+const FAILURE_NAMES: [&str; 6] = ["timeout", "refused", "reset", "closed", "protocol", "other"];
+
 /// The name a failure is counted under.
 fn failure_name(kind: ErrorKind) -> &'static str {
     match kind {
@@ -157,6 +165,73 @@ impl Report {
         })
     }
 
+    /// Combines reports of runs made at the same time (on several load
+    /// machines) into one: counts add, histograms merge exactly, the
+    /// duration is the longest.
+    pub fn merge(reports: &[Report]) -> Option<Report> {
+        let (first, rest) = reports.split_first()?;
+        let mut merged = first.clone();
+        for r in rest {
+            merged.tally.merge(&r.tally);
+            merged.duration = merged.duration.max(r.duration);
+            merged.open_loop &= r.open_loop;
+        }
+        Some(merged)
+    }
+
+    /// Reads back what [`Report::to_json`] wrote.
+    pub fn from_json(value: &Value) -> Result<Report, LoadError> {
+        let bad = |what: &str| LoadError::BadOption(format!("not a loadtest report: {what}"));
+        let histogram = |key: &str| -> Result<Histogram<u64>, LoadError> {
+            let text = value["histograms"][key].as_str().ok_or_else(|| bad(key))?;
+            let bytes = B64.decode(text).map_err(|_| bad(key))?;
+            Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .map_err(|_| bad(key))
+        };
+        let count = |v: &Value| v.as_u64().ok_or_else(|| bad("a count"));
+        let mut statuses = BTreeMap::new();
+        for (status, n) in value["status"].as_object().ok_or_else(|| bad("status"))? {
+            statuses.insert(status.parse().map_err(|_| bad("status"))?, count(n)?);
+        }
+        let mut failures = BTreeMap::new();
+        for (kind, n) in value["errors"]["by_kind"]
+            .as_object()
+            .ok_or_else(|| bad("errors.by_kind"))?
+        {
+            let name = FAILURE_NAMES
+                .iter()
+                .find(|k| *k == kind)
+                .copied()
+                .unwrap_or("other");
+            *failures.entry(name).or_default() += count(n)?;
+        }
+        let tally = Tally {
+            corrected: histogram("corrected")?,
+            raw: histogram("uncorrected")?,
+            requests: count(&value["requests"])?,
+            bytes: count(&value["bytes"])?,
+            statuses,
+            failures,
+        };
+        let seconds = value["duration_s"]
+            .as_f64()
+            .ok_or_else(|| bad("duration_s"))?;
+        Ok(Report::new(
+            tally,
+            Duration::from_secs_f64(seconds.max(0.0)),
+            value["mode"] == "open",
+        ))
+    }
+
+    fn encoded(h: &Histogram<u64>) -> Value {
+        let mut bytes = Vec::new();
+        match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+            Ok(_) => Value::String(B64.encode(bytes)),
+            Err(_) => Value::Null,
+        }
+    }
+
     /// Every figure, as documented in `docs/loadtest.md`.
     pub fn to_json(&self) -> Value {
         let t = &self.tally;
@@ -186,6 +261,12 @@ impl Report {
             },
             "latency_ms": Self::percentiles(&t.corrected),
             "latency_uncorrected_ms": Self::percentiles(&t.raw),
+            // Exact distributions (HdrHistogram V2, deflated, base64), so
+            // that `merge` can combine runs.
+            "histograms": {
+                "corrected": Self::encoded(&t.corrected),
+                "uncorrected": Self::encoded(&t.raw),
+            },
         })
     }
 
@@ -276,5 +357,15 @@ mod tests {
         let max = j["latency_ms"]["max"].as_f64().unwrap();
         assert!((999.0..=1001.0).contains(&max), "{max}");
         assert!(j["latency_uncorrected_ms"]["max"].as_f64().unwrap() < 4.0);
+        // Read back and merged with itself: every count doubles, the
+        // distribution keeps its shape.
+        let back = Report::from_json(&j).unwrap();
+        let twice = Report::merge(&[back.clone(), back]).unwrap().to_json();
+        assert_eq!(twice["requests"], 6);
+        assert_eq!(twice["errors"]["by_kind"]["reset"], 2);
+        assert_eq!(twice["status"]["404"], 2);
+        assert_eq!(twice["latency_ms"]["max"], j["latency_ms"]["max"]);
+        assert_eq!(twice["duration_s"], 2.0);
+        assert!(Report::from_json(&json!({"requests": 1})).is_err());
     }
 }
