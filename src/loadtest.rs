@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use streamgate_loadtest::{run, Report, RunOptions, Target};
+use std::io::IsTerminal;
+
+use streamgate_loadtest::{run, Report, RunOptions, Status, Target};
 
 use crate::config::parse_duration;
 
@@ -118,7 +120,28 @@ fn run_one(a: RunArgs) -> Result<(), String> {
         warmup: parse_duration(&a.warmup).map_err(|e| format!("--warmup: {e}"))?,
         timeout: parse_duration(&a.timeout).map_err(|e| format!("--timeout: {e}"))?,
     };
-    let report = run(&options).map_err(|e| e.to_string())?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let mut live = |s: Status| {
+        let line = format!(
+            "{:>5.0} s  {} requests  {:.1} req/s  {} errors",
+            s.elapsed.as_secs_f64(),
+            s.requests,
+            s.requests as f64 / s.elapsed.as_secs_f64().max(0.001),
+            s.errors
+        );
+        // One line rewritten on a terminal; a plain line every 5 s in logs.
+        if terminal {
+            eprint!("\r{line}   ");
+            shown = true;
+        } else if s.elapsed.as_secs() % 5 == 0 {
+            eprintln!("{line}");
+        }
+    };
+    let report = run(&options, &mut live).map_err(|e| e.to_string())?;
+    if shown {
+        eprintln!();
+    }
     print!("{}", report.to_table(a.uncorrected));
     write_json(&report, a.json.as_deref())
 }

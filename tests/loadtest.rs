@@ -266,3 +266,36 @@ fn request_caps_errors_by_kind_and_clear_refusals() {
         assert!(said.contains(says), "{args:?}: {said}");
     }
 }
+
+#[test]
+fn a_connection_dropped_mid_answer_is_counted_as_closed() {
+    // Promises 100 bytes, sends 10, hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut out = stream;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+        }
+    });
+    let s = Scratch::new("lt-drop");
+    let r = report(
+        &s,
+        &[
+            "--url",
+            &format!("http://{addr}/x"),
+            "--requests",
+            "10",
+            "--connections",
+            "1",
+        ],
+    );
+    assert_eq!(r["requests"], 10);
+    assert_eq!(r["errors"]["total"], 10);
+    assert_eq!(r["errors"]["by_kind"]["closed"], 10, "{r}");
+}

@@ -17,7 +17,7 @@
 //! machines (the histograms travel in the JSON).
 //!
 //! Still to come (issue 10): `viewers` (simulated players), HTTP/2 and TLS,
-//! a live status line, HTML plots.
+//! HTML plots.
 
 mod error;
 pub mod report;
@@ -27,5 +27,5 @@ pub mod urls;
 
 pub use error::LoadError;
 pub use report::Report;
-pub use run::{run, RunOptions};
+pub use run::{run, RunOptions, Status};
 pub use target::Target;

@@ -45,8 +45,16 @@ pub struct RunOptions {
     pub timeout: Duration,
 }
 
-/// Runs the load and returns what it measured.
-pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
+/// Counts the connections share for the live status.
+#[derive(Default)]
+struct Live {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Runs the load and returns what it measured, calling `status` about once
+/// a second meanwhile.
+pub fn run(o: &RunOptions, status: &mut dyn FnMut(Status)) -> Result<Report, LoadError> {
     if o.connections == 0 {
         return Err(LoadError::BadOption(
             "--connections must be at least 1".into(),
@@ -92,12 +100,14 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
     let measure_from = start + o.warmup;
     let end = measure_from + o.duration;
     let budget = Arc::new(AtomicU64::new(o.requests.unwrap_or(u64::MAX)));
+    let live = Arc::new(Live::default());
     let threads: Vec<_> = (0..o.connections)
         .map(|index| {
             let o = o.clone();
             let requests = Arc::clone(&requests);
             let picker = Picker::new(&list, index as u64 + 1);
             let budget = Arc::clone(&budget);
+            let live = Arc::clone(&live);
             std::thread::Builder::new()
                 .name(format!("sg-load-{index}"))
                 .spawn(move || {
@@ -107,11 +117,12 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
                         end,
                         index,
                     };
-                    connection(&o, &requests, picker, &plan, &budget)
+                    connection(&o, &requests, picker, &plan, &budget, &live)
                 })
         })
         .collect::<Result<_, _>>()
         .map_err(|e| LoadError::BadOption(format!("cannot start a connection thread: {e}")))?;
+    watch(&threads, &live, measure_from, status);
     let mut tally = Tally::new();
     for t in threads {
         if let Ok(part) = t.join() {
@@ -122,6 +133,38 @@ pub fn run(o: &RunOptions) -> Result<Report, LoadError> {
         .min(end)
         .saturating_duration_since(measure_from);
     Ok(Report::new(tally, measured, o.rate.is_some()))
+}
+
+/// Where a run stands, for a live display.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    /// Time since measuring began.
+    pub elapsed: Duration,
+    /// Requests measured so far.
+    pub requests: u64,
+    /// Of which errors (no answer, or 400 and above).
+    pub errors: u64,
+}
+
+/// Calls `status` about once a second until every connection is done.
+fn watch<T>(
+    threads: &[std::thread::JoinHandle<T>],
+    live: &Live,
+    since: Instant,
+    status: &mut dyn FnMut(Status),
+) {
+    let mut last = Instant::now();
+    while threads.iter().any(|t| !t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            status(Status {
+                elapsed: since.elapsed(),
+                requests: live.requests.load(Ordering::Relaxed),
+                errors: live.errors.load(Ordering::Relaxed),
+            });
+        }
+    }
 }
 
 /// When one connection's requests are due.
@@ -145,6 +188,7 @@ fn connection(
     mut picker: Picker,
     plan: &Plan,
     budget: &AtomicU64,
+    live: &Live,
 ) -> Tally {
     let mut tally = Tally::new();
     let mut conn: Option<Client> = None;
@@ -187,6 +231,10 @@ fn connection(
         let done = Instant::now();
         if measured {
             tally.record(&outcome, done - intended, done - sent);
+            live.requests.fetch_add(1, Ordering::Relaxed);
+            if !matches!(outcome, Outcome::Answered { status, .. } if status < 400) {
+                live.errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     tally
