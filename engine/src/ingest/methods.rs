@@ -22,7 +22,6 @@ pub(super) fn create(
     head: &[u8],
     body_len: u64,
     stream: &mut dyn Read,
-    buf: &mut Vec<u8>,
 ) -> Answer {
     let Some(length) = field(head, "Upload-Length").and_then(|v| v.parse::<u64>().ok()) else {
         // Upload-Defer-Length is not offered.
@@ -110,26 +109,20 @@ pub(super) fn create(
             body_len,
             checksum.as_deref(),
             stream,
-            buf,
         )
     }) else {
         // The id was made a moment ago and is known to no one else.
         tracing::error!(upload = id, "ingest: a new upload was already claimed");
         return Answer::new(500).closing();
     };
-    let close = match received {
+    let (close, refusal) = match received {
         Received::ServerError => return Answer::new(500).closing(),
-        Received::Kept(answer) => answer.close,
-        Received::Refused(answer) => match ingest.store.load(&id) {
-            // Refused as a whole file (checksum, deleted asset): the upload
-            // is gone, and the refusal is the answer.
-            None => return answer,
-            Some(_) => answer.close,
-        },
+        Received::Kept(answer) => (answer.close, None),
+        Received::Refused(answer) => (answer.close, Some(answer)),
     };
-    // Created, with whatever of the body was kept (nothing if it did not
-    // verify): the client goes on from Upload-Offset with PATCH.
     match ingest.store.load(&id) {
+        // Created, with whatever of the body was kept (nothing if it did
+        // not verify): the client goes on from Upload-Offset with PATCH.
         Some(stored) => {
             let created = with_expiry(created.with("Upload-Offset", stored.offset), &stored);
             if close {
@@ -138,10 +131,12 @@ pub(super) fn create(
                 created
             }
         }
-        None => {
+        // Refused as a whole file (checksum, deleted asset): the upload is
+        // gone, and the refusal is the answer.
+        None => refusal.unwrap_or_else(|| {
             tracing::error!(upload = id, "ingest: a new upload vanished");
             Answer::new(500).closing()
-        }
+        }),
     }
 }
 
@@ -192,7 +187,6 @@ pub(super) fn patch(
     head: &[u8],
     body_len: u64,
     stream: &mut dyn Read,
-    buf: &mut Vec<u8>,
 ) -> Answer {
     if field(head, "Content-Type") != Some(OFFSET_STREAM) {
         return Answer::new(415).closing();
@@ -229,7 +223,6 @@ pub(super) fn patch(
             body_len,
             checksum.as_deref(),
             stream,
-            buf,
         )
         .into_answer()
     });

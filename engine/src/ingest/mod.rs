@@ -162,7 +162,7 @@ impl Ingest {
         })
     }
 
-    /// An ingest connection ended.
+    /// An upload request ended.
     fn closed(&self) {
         let open = self.active.fetch_sub(1, Ordering::SeqCst) - 1;
         telemetry::upload_connections(open);

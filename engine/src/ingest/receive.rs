@@ -83,7 +83,6 @@ pub(super) fn receive(
     body_len: u64,
     checksum: Option<&[u8]>,
     stream: &mut dyn Read,
-    buf: &mut Vec<u8>,
 ) -> Received {
     let file = match ingest.store.data_file(id) {
         Ok(f) => f,
@@ -105,19 +104,12 @@ pub(super) fn receive(
     let mut broken = false;
     while written < body_len {
         let want = ((body_len - written) as usize).min(CHUNK);
-        let n = if !buf.is_empty() {
-            let n = want.min(buf.len());
-            chunk[..n].copy_from_slice(&buf[..n]);
-            buf.drain(..n);
-            n
-        } else {
-            match stream.read(&mut chunk[..want]) {
-                Ok(0) | Err(_) => {
-                    broken = true;
-                    break;
-                }
-                Ok(n) => n,
+        let n = match stream.read(&mut chunk[..want]) {
+            Ok(0) | Err(_) => {
+                broken = true;
+                break;
             }
+            Ok(n) => n,
         };
         if let Err(e) = file.write_all_at(&chunk[..n], start + written) {
             tracing::error!(upload = id, error = %e, "ingest: writing");

@@ -23,8 +23,7 @@ pub fn answer(
     head: &[u8],
     body: &mut dyn Read,
 ) -> Answer {
-    let mut buffered = Vec::new();
-    handle(ingest, method, target, head, body, &mut buffered)
+    handle(ingest, method, target, head, body)
 }
 
 /// How many body bytes follow a request head, as the ingest reads them
@@ -44,14 +43,11 @@ fn content_length(head: &[u8]) -> Result<u64, Answer> {
 }
 
 /// Reads and drops a small body so the connection can carry on.
-fn skip_body(stream: &mut dyn Read, buf: &mut Vec<u8>, len: u64) -> Result<(), Answer> {
+fn skip_body(stream: &mut dyn Read, len: u64) -> Result<(), Answer> {
     if len > MAX_OTHER_BODY {
         return Err(Answer::new(413).closing());
     }
     let mut left = len as usize;
-    let take = left.min(buf.len());
-    buf.drain(..take);
-    left -= take;
     let mut scratch = [0u8; 4096];
     while left > 0 {
         match stream.read(&mut scratch[..left.min(4096)]) {
@@ -68,7 +64,6 @@ fn handle(
     target: &str,
     head: &[u8],
     stream: &mut dyn Read,
-    buf: &mut Vec<u8>,
 ) -> Answer {
     let body_len = match content_length(head) {
         Ok(n) => n,
@@ -79,11 +74,11 @@ fn handle(
         && body_len > 0
         && field(head, "Content-Type") == Some(OFFSET_STREAM);
     if method != Method::Patch && !data_in_post {
-        if let Err(answer) = skip_body(stream, buf, body_len) {
+        if let Err(answer) = skip_body(stream, body_len) {
             return answer;
         }
     }
-    let answer = route(ingest, method, target, head, body_len, stream, buf);
+    let answer = route(ingest, method, target, head, body_len, stream);
     if data_in_post && answer.status != 201 {
         return answer.closing(); // refused before (or while) its body was read
     }
@@ -99,7 +94,6 @@ fn route(
     head: &[u8],
     body_len: u64,
     stream: &mut dyn Read,
-    buf: &mut Vec<u8>,
 ) -> Answer {
     let path = target.split('?').next().unwrap_or_default();
     let upload_id = path.strip_prefix("/upload/").filter(|id| !id.is_empty());
@@ -146,10 +140,10 @@ fn route(
     }
     match (method, upload_id) {
         (Method::Post, None) if path == "/upload/" || path == "/upload" => {
-            methods::create(ingest, head, body_len, stream, buf)
+            methods::create(ingest, head, body_len, stream)
         }
         (Method::Head, Some(id)) => methods::status(ingest, id),
-        (Method::Patch, Some(id)) => methods::patch(ingest, id, head, body_len, stream, buf),
+        (Method::Patch, Some(id)) => methods::patch(ingest, id, head, body_len, stream),
         (Method::Delete, Some(id)) => methods::terminate(ingest, id),
         (_, None) => Answer::new(405).with("Allow", "OPTIONS, POST"),
         (_, Some(_)) => Answer::new(405).with("Allow", "OPTIONS, HEAD, PATCH, DELETE"),
