@@ -4,7 +4,10 @@
 #   scripts/setup.sh          build dependencies (FFmpeg libraries, clang)
 #   scripts/setup.sh --tests  also PostgreSQL, Node.js, and the test chain
 #                             (npm: anvil + solc; contracts compiled here;
-#                             tus-js-client for the ingest interop test)
+#                             tus-js-client for the ingest interop test);
+#                             nginx and openssl (the load harness's HTTP/2
+#                             and TLS peer, self-signed), python3-jsonschema
+#                             (its report schema)
 #   scripts/setup.sh --bench  also nginx and wrk for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -19,7 +22,7 @@ for arg in "$@"; do
   case "$arg" in
     --tests)
       tests=1
-      want+=(postgresql)
+      want+=(postgresql nginx-light openssl python3-jsonschema)
       # Node.js from Debian unless one is already on the PATH.
       command -v npm >/dev/null || want+=(nodejs npm)
       ;;
@@ -39,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts nginx on install; the benchmark runs its own.
+  # Debian starts nginx on install; the benchmarks and tests run their own.
   if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
     $sudo systemctl disable --now nginx >/dev/null 2>&1 || $sudo service nginx stop >/dev/null 2>&1 || true
   fi

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::nginx::Nginx;
 use common::{pattern, write, Engine, Scratch};
 
 /// A keep-alive server answering `200` with 100 bytes, except that every
@@ -247,7 +248,7 @@ fn request_caps_errors_by_kind_and_clear_refusals() {
         ),
         (
             vec!["--url".into(), "ftp://127.0.0.1/".into()],
-            "only http://",
+            "not an http:// or https:// URL",
         ),
         (
             vec![
@@ -298,4 +299,83 @@ fn a_connection_dropped_mid_answer_is_counted_as_closed() {
     assert_eq!(r["requests"], 10);
     assert_eq!(r["errors"]["total"], 10);
     assert_eq!(r["errors"]["by_kind"]["closed"], 10, "{r}");
+}
+
+#[test]
+fn http2_and_tls_against_nginx() {
+    let s = Scratch::new("lt-nginx");
+    let root = s.0.join("root");
+    write(&root.join("a/seg.m4s"), &pattern(20_000, 3));
+    let nginx = Nginx::start(&s.0, &root);
+    let tls = format!("https://127.0.0.1:{}/a/seg.m4s", nginx.tls.port());
+    let cacert = nginx.cert.to_str().unwrap();
+    // HTTP/2 over TLS (ALPN), 4 streams on each of 2 connections.
+    let h2 = report(
+        &s,
+        &[
+            "--url",
+            &tls,
+            "--http2",
+            "--insecure",
+            "--streams",
+            "4",
+            "--connections",
+            "2",
+            "--requests",
+            "400",
+        ],
+    );
+    assert_eq!(h2["status"]["200"], 400, "{h2}");
+    assert_eq!(h2["bytes"], 400 * 20_000);
+    // HTTP/1.1 over TLS, the certificate trusted through --cacert.
+    let h1 = report(
+        &s,
+        &["--url", &tls, "--cacert", cacert, "--requests", "100"],
+    );
+    assert_eq!(h1["status"]["200"], 100, "{h1}");
+    // h2c with prior knowledge, open loop.
+    let h2c = format!("http://127.0.0.1:{}/a/seg.m4s", nginx.h2c.port());
+    let open = report(
+        &s,
+        &[
+            "--url",
+            &h2c,
+            "--http2",
+            "--rate",
+            "200",
+            "--duration",
+            "2s",
+            "--streams",
+            "2",
+            "--connections",
+            "1",
+        ],
+    );
+    assert_eq!(open["mode"], "open");
+    let n = open["requests"].as_u64().unwrap();
+    assert!((360..=420).contains(&n), "{n} requests at 200/s for 2 s");
+    assert_eq!(open["errors"]["total"], 0, "{open}");
+    // Refusals: an untrusted certificate, and h2 asked of a server
+    // whose ALPN offers only http/1.1.
+    let tls_h1 = format!("https://127.0.0.1:{}/a/seg.m4s", nginx.tls_h1.port());
+    for (args, says) in [
+        (vec!["--url", tls.as_str()], "certificate"),
+        (
+            vec!["--url", tls_h1.as_str(), "--http2", "--insecure"],
+            "did not offer HTTP/2",
+        ),
+        (
+            vec!["--url", tls.as_str(), "--cacert", "/nonexistent.pem"],
+            "cannot read /nonexistent.pem",
+        ),
+        (
+            vec!["--url", tls.as_str(), "--streams", "4", "--insecure"],
+            "--streams needs --http2",
+        ),
+    ] {
+        let out = loadtest(&args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
 }

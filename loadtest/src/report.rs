@@ -41,7 +41,35 @@ pub struct Tally {
     bytes: u64,
     statuses: BTreeMap<u16, u64>,
     failures: BTreeMap<&'static str, u64>,
+    /// Per second of the measured time, for the plots.
+    timeline: Vec<Second>,
 }
+
+/// What one second of a run counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Second {
+    /// Requests that ended in it.
+    pub requests: u64,
+    /// Of which errors.
+    pub errors: u64,
+    /// Body bytes received.
+    pub bytes: u64,
+}
+
+/// Adds `other` into `into`, second by second.
+pub(crate) fn add_timeline(into: &mut Vec<Second>, other: &[Second]) {
+    if into.len() < other.len() {
+        into.resize(other.len(), Second::default());
+    }
+    for (a, b) in into.iter_mut().zip(other) {
+        a.requests += b.requests;
+        a.errors += b.errors;
+        a.bytes += b.bytes;
+    }
+}
+
+/// The most seconds a timeline keeps (a day); later ones count in the last.
+const MAX_SECONDS: usize = 86_400;
 
 impl Default for Tally {
     fn default() -> Self {
@@ -61,23 +89,51 @@ impl Tally {
             bytes: 0,
             statuses: BTreeMap::new(),
             failures: BTreeMap::new(),
+            timeline: Vec::new(),
         }
     }
 
-    /// Records one request: its latency from when it was meant to go out
-    /// (`corrected`) and from when it did (`raw`).
-    pub fn record(&mut self, outcome: &Outcome, corrected: Duration, raw: Duration) {
+    /// Records one request that ended `at` (since measuring began): its
+    /// latency from when it was meant to go out (`corrected`) and from when
+    /// it did (`raw`).
+    pub fn record(&mut self, outcome: &Outcome, corrected: Duration, raw: Duration, at: Duration) {
         self.requests += 1;
         let micros = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_MICROS);
         self.corrected.saturating_record(micros(corrected));
         self.raw.saturating_record(micros(raw));
+        let second = (at.as_secs() as usize).min(MAX_SECONDS - 1);
+        if self.timeline.len() <= second {
+            self.timeline.resize(second + 1, Second::default());
+        }
+        let slot = &mut self.timeline[second];
+        slot.requests += 1;
         match *outcome {
             Outcome::Answered { status, bytes } => {
                 self.bytes += bytes;
+                slot.bytes += bytes;
+                slot.errors += u64::from(status >= 400);
                 *self.statuses.entry(status).or_default() += 1;
             }
-            Outcome::Failed(kind) => *self.failures.entry(failure_name(kind)).or_default() += 1,
+            Outcome::Failed(kind) => {
+                slot.errors += 1;
+                *self.failures.entry(failure_name(kind)).or_default() += 1
+            }
         }
+    }
+
+    /// The latency distribution from the intended send (`corrected`) or
+    /// the actual one.
+    pub fn latency(&self, corrected: bool) -> &Histogram<u64> {
+        if corrected {
+            &self.corrected
+        } else {
+            &self.raw
+        }
+    }
+
+    /// Counts per second of the measured time.
+    pub fn timeline(&self) -> &[Second] {
+        &self.timeline
     }
 
     /// Adds another tally (another connection's) to this one.
@@ -93,6 +149,7 @@ impl Tally {
         for (kind, n) in &other.failures {
             *self.failures.entry(kind).or_default() += n;
         }
+        add_timeline(&mut self.timeline, &other.timeline);
     }
 }
 
@@ -100,7 +157,7 @@ impl Tally {
 const FAILURE_NAMES: [&str; 6] = ["timeout", "refused", "reset", "closed", "protocol", "other"];
 
 /// The name a failure is counted under.
-fn failure_name(kind: ErrorKind) -> &'static str {
+pub(crate) fn failure_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => "timeout",
         ErrorKind::ConnectionRefused => "refused",
@@ -127,6 +184,11 @@ impl Report {
             duration,
             open_loop,
         }
+    }
+
+    /// The counts and distributions.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// Requests measured.
@@ -213,6 +275,7 @@ impl Report {
             bytes: count(&value["bytes"])?,
             statuses,
             failures,
+            timeline: timeline_from_json(&value["timeline"]),
         };
         let seconds = value["duration_s"]
             .as_f64()
@@ -261,6 +324,7 @@ impl Report {
             },
             "latency_ms": Self::percentiles(&t.corrected),
             "latency_uncorrected_ms": Self::percentiles(&t.raw),
+            "timeline": timeline_to_json(&t.timeline),
             // Exact distributions (HdrHistogram V2, deflated, base64), so
             // that `merge` can combine runs.
             "histograms": {
@@ -315,6 +379,33 @@ impl Report {
     }
 }
 
+/// Per-second counts as three arrays (index = second of the run).
+pub(crate) fn timeline_to_json(timeline: &[Second]) -> Value {
+    json!({
+        "requests": timeline.iter().map(|s| s.requests).collect::<Vec<_>>(),
+        "errors": timeline.iter().map(|s| s.errors).collect::<Vec<_>>(),
+        "bytes": timeline.iter().map(|s| s.bytes).collect::<Vec<_>>(),
+    })
+}
+
+/// Reads back [`timeline_to_json`] (empty when absent).
+pub(crate) fn timeline_from_json(value: &Value) -> Vec<Second> {
+    let column = |k: &str| -> Vec<u64> {
+        value[k]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
+            .unwrap_or_default()
+    };
+    let (requests, errors, bytes) = (column("requests"), column("errors"), column("bytes"));
+    (0..requests.len().min(MAX_SECONDS))
+        .map(|i| Second {
+            requests: requests[i],
+            errors: errors.get(i).copied().unwrap_or(0),
+            bytes: bytes.get(i).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +421,7 @@ mod tests {
             },
             ms(5),
             ms(1),
+            ms(100),
         );
         a.record(
             &Outcome::Answered {
@@ -338,12 +430,14 @@ mod tests {
             },
             ms(6),
             ms(2),
+            ms(1500),
         );
         let mut b = Tally::new();
         b.record(
             &Outcome::Failed(ErrorKind::ConnectionReset),
             ms(1000),
             ms(3),
+            ms(1900),
         );
         a.merge(&b);
         let r = Report::new(a, Duration::from_secs(2), true);
@@ -366,6 +460,9 @@ mod tests {
         assert_eq!(twice["status"]["404"], 2);
         assert_eq!(twice["latency_ms"]["max"], j["latency_ms"]["max"]);
         assert_eq!(twice["duration_s"], 2.0);
+        assert_eq!(j["timeline"]["requests"], json!([1, 2]));
+        assert_eq!(j["timeline"]["errors"], json!([0, 2]));
+        assert_eq!(twice["timeline"]["requests"], json!([2, 4]));
         assert!(Report::from_json(&json!({"requests": 1})).is_err());
     }
 }

@@ -1,26 +1,30 @@
-//! `streamgate loadtest run`: the schedule and the connections.
+//! `streamgate loadtest run`: the schedule and the lanes.
 //!
-//! Each connection runs on a thread of its own with blocking I/O and one
-//! request in flight (HTTP/1.1 keep-alive; a closed connection is opened
-//! again). Open loop: request `k` of the whole run is *meant* to go out at
-//! `start + k / rate`, the requests dealt to the connections in turn, and
-//! its corrected latency runs from that moment to the last byte of the
-//! answer; a connection that falls behind sends at once and the lateness
-//! counts. Closed loop: each connection sends as soon as the previous
-//! answer is in, and both latencies are the same.
+//! A *lane* is one request in flight: a connection for HTTP/1.1, a stream
+//! of a shared connection for HTTP/2 (`--streams` lanes per connection).
+//! Lanes are dealt to one thread per core and run as tasks there. Open
+//! loop: request `k` of the whole run is *meant* to go out at
+//! `start + k / rate`, the requests dealt to the lanes in turn, and its
+//! corrected latency runs from that moment to the last byte of the answer;
+//! a lane that falls behind sends at once and the lateness counts. Closed
+//! loop: each lane sends as soon as its previous answer is in, and both
+//! latencies are the same. A connection that breaks is opened again for
+//! the lane's next request.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::{http2, Conn, Connector, Fetch, Protocol};
 use crate::report::{Outcome, Tally};
 use crate::urls::{Picker, Weighted};
-use crate::{LoadError, Report, Target};
+use crate::{cores, LoadError, Report, Target};
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// The URL under load (with [`RunOptions::list`], only its origin).
     pub target: Target,
@@ -29,11 +33,19 @@ pub struct RunOptions {
     /// Requests to spread the load over (`--urls`); empty: the target's
     /// path alone.
     pub list: Vec<Weighted>,
-    /// Extra header lines (`Name: value`).
-    pub headers: Vec<String>,
-    /// Connections, each with one request in flight.
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Connections.
     pub connections: usize,
-    /// Requests per second over all connections; `None`: closed loop.
+    /// HTTP/1.1, or HTTP/2 (h2 by ALPN over TLS, h2c over TCP).
+    pub protocol: Protocol,
+    /// Requests in flight per HTTP/2 connection.
+    pub streams: usize,
+    /// The TLS client configuration, for `https://` targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Threads (0: one per core).
+    pub threads: usize,
+    /// Requests per second over all lanes; `None`: closed loop.
     pub rate: Option<f64>,
     /// How long to measure.
     pub duration: Duration,
@@ -45,94 +57,11 @@ pub struct RunOptions {
     pub timeout: Duration,
 }
 
-/// Counts the connections share for the live status.
+/// Counts the threads share for the live status.
 #[derive(Default)]
-struct Live {
-    requests: AtomicU64,
-    errors: AtomicU64,
-}
-
-/// Runs the load and returns what it measured, calling `status` about once
-/// a second meanwhile.
-pub fn run(o: &RunOptions, status: &mut dyn FnMut(Status)) -> Result<Report, LoadError> {
-    if o.connections == 0 {
-        return Err(LoadError::BadOption(
-            "--connections must be at least 1".into(),
-        ));
-    }
-    if let Some(rate) = o.rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(LoadError::BadOption(format!(
-                "--rate must be a positive number of requests per second, not {rate}"
-            )));
-        }
-    }
-    // Fail early and clearly when nothing listens.
-    TcpStream::connect_timeout(&o.target.addr, Duration::from_secs(3)).map_err(|source| {
-        LoadError::Unreachable {
-            addr: o.target.addr,
-            source,
-        }
-    })?;
-    let list = if o.list.is_empty() {
-        vec![Weighted {
-            method: o.method,
-            path: o.target.path.clone(),
-            weight: 1,
-        }]
-    } else {
-        o.list.clone()
-    };
-    let extra: String = o.headers.iter().map(|h| format!("{h}\r\n")).collect();
-    let requests: Arc<Vec<Request>> = Arc::new(
-        list.iter()
-            .map(|w| Request {
-                bytes: format!(
-                    "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: streamgate-loadtest\r\n{extra}\r\n",
-                    w.method, w.path, o.target.host
-                )
-                .into_bytes(),
-                head_only: w.method == "HEAD",
-            })
-            .collect(),
-    );
-    let start = Instant::now() + Duration::from_millis(20);
-    let measure_from = start + o.warmup;
-    let end = measure_from + o.duration;
-    let budget = Arc::new(AtomicU64::new(o.requests.unwrap_or(u64::MAX)));
-    let live = Arc::new(Live::default());
-    let threads: Vec<_> = (0..o.connections)
-        .map(|index| {
-            let o = o.clone();
-            let requests = Arc::clone(&requests);
-            let picker = Picker::new(&list, index as u64 + 1);
-            let budget = Arc::clone(&budget);
-            let live = Arc::clone(&live);
-            std::thread::Builder::new()
-                .name(format!("sg-load-{index}"))
-                .spawn(move || {
-                    let plan = Plan {
-                        start,
-                        measure_from,
-                        end,
-                        index,
-                    };
-                    connection(&o, &requests, picker, &plan, &budget, &live)
-                })
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| LoadError::BadOption(format!("cannot start a connection thread: {e}")))?;
-    watch(&threads, &live, measure_from, status);
-    let mut tally = Tally::new();
-    for t in threads {
-        if let Ok(part) = t.join() {
-            tally.merge(&part);
-        }
-    }
-    let measured = Instant::now()
-        .min(end)
-        .saturating_duration_since(measure_from);
-    Ok(Report::new(tally, measured, o.rate.is_some()))
+pub(crate) struct Live {
+    pub(crate) requests: AtomicU64,
+    pub(crate) errors: AtomicU64,
 }
 
 /// Where a run stands, for a live display.
@@ -146,8 +75,111 @@ pub struct Status {
     pub errors: u64,
 }
 
-/// Calls `status` about once a second until every connection is done.
-fn watch<T>(
+/// Runs the load and returns what it measured, calling `status` about once
+/// a second meanwhile.
+pub fn run(o: &RunOptions, status: &mut dyn FnMut(Status)) -> Result<Report, LoadError> {
+    if o.connections == 0 || o.streams == 0 {
+        return Err(LoadError::BadOption(
+            "--connections and --streams must be at least 1".into(),
+        ));
+    }
+    if o.streams > 1 && o.protocol == Protocol::Http1 {
+        return Err(LoadError::BadOption(
+            "--streams needs --http2 (HTTP/1.1 has one request in flight per connection)".into(),
+        ));
+    }
+    if let Some(rate) = o.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(LoadError::BadOption(format!(
+                "--rate must be a positive number of requests per second, not {rate}"
+            )));
+        }
+    }
+    let connector = Connector::new(&o.target, o.protocol, o.tls.clone(), o.timeout)
+        .map_err(|e| LoadError::BadOption(e.to_string()))?;
+    // Fail early and clearly when nothing listens or the handshake fails.
+    probe(&connector, &o.target)?;
+    let list = if o.list.is_empty() {
+        vec![Weighted {
+            method: o.method,
+            path: o.target.path.clone(),
+            weight: 1,
+        }]
+    } else {
+        o.list.clone()
+    };
+    let start = Instant::now() + Duration::from_millis(50);
+    let plan = Plan {
+        start,
+        measure_from: start + o.warmup,
+        end: start + o.warmup + o.duration,
+        lanes: o.connections * o.streams,
+    };
+    let budget = Arc::new(AtomicU64::new(o.requests.unwrap_or(u64::MAX)));
+    let live = Arc::new(Live::default());
+    let threads = cores::count(o.threads).min(o.connections);
+    let shared = Arc::new(Shared {
+        o: o.clone(),
+        list,
+        connector,
+        plan,
+        budget,
+        live: Arc::clone(&live),
+    });
+    let handles = cores::spawn(threads, "sg-load", move |thread| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let o = &shared.o;
+            let tally = Rc::new(RefCell::new(Tally::new()));
+            let mut tasks = Vec::new();
+            for connection in (thread..o.connections).step_by(threads) {
+                let conn = Rc::new(SharedConn::default());
+                for stream in 0..o.streams {
+                    let lane = Lane {
+                        index: connection * o.streams + stream,
+                        conn: Rc::clone(&conn),
+                    };
+                    let (shared, tally) = (Arc::clone(&shared), Rc::clone(&tally));
+                    tasks.push(tokio::task::spawn_local(async move {
+                        lane.run(&shared, &tally).await
+                    }));
+                }
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            let tally = tally.borrow().clone();
+            tally
+        }
+    })?;
+    watch(&handles, &live, plan.measure_from, status);
+    let mut tally = Tally::new();
+    for h in handles {
+        if let Ok(part) = h.join() {
+            tally.merge(&part);
+        }
+    }
+    let measured = Instant::now()
+        .min(plan.end)
+        .saturating_duration_since(plan.measure_from);
+    Ok(Report::new(tally, measured, o.rate.is_some()))
+}
+
+/// Connects once (and does the TLS and HTTP/2 handshakes) before any load.
+fn probe(connector: &Connector, target: &Target) -> Result<(), LoadError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadError::BadOption(e.to_string()))?;
+    let local = tokio::task::LocalSet::new();
+    local
+        .block_on(&runtime, connector.connect())
+        .map(drop)
+        .map_err(|source| LoadError::connecting(target.addr, source))
+}
+
+/// Calls `status` about once a second until every thread is done.
+pub(crate) fn watch<T>(
     threads: &[std::thread::JoinHandle<T>],
     live: &Live,
     since: Instant,
@@ -167,77 +199,174 @@ fn watch<T>(
     }
 }
 
-/// When one connection's requests are due.
+/// What every lane reads.
+struct Shared {
+    o: RunOptions,
+    list: Vec<Weighted>,
+    connector: Connector,
+    plan: Plan,
+    budget: Arc<AtomicU64>,
+    live: Arc<Live>,
+}
+
+/// When the run's requests are due.
+#[derive(Clone, Copy)]
 struct Plan {
     start: Instant,
     measure_from: Instant,
     end: Instant,
+    lanes: usize,
+}
+
+/// A connection the lanes of one HTTP/2 connection share; for HTTP/1.1 a
+/// lane's own.
+#[derive(Default)]
+struct SharedConn {
+    h2: RefCell<Option<(u64, http2::Conn)>>,
+    generation: std::cell::Cell<u64>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// One request in flight.
+struct Lane {
     index: usize,
+    conn: Rc<SharedConn>,
 }
 
-/// One request, ready to send.
-struct Request {
-    bytes: Vec<u8>,
-    head_only: bool,
-}
-
-/// One connection's loop; returns its tally.
-fn connection(
-    o: &RunOptions,
-    requests: &[Request],
-    mut picker: Picker,
-    plan: &Plan,
-    budget: &AtomicU64,
-    live: &Live,
-) -> Tally {
-    let mut tally = Tally::new();
-    let mut conn: Option<Client> = None;
-    let interval = o
-        .rate
-        .map(|r| Duration::from_secs_f64(o.connections as f64 / r));
-    let mut next = plan.start
-        + o.rate.map_or(Duration::ZERO, |r| {
-            Duration::from_secs_f64(plan.index as f64 / r)
-        });
-    loop {
-        let now = Instant::now();
-        let intended = match interval {
-            Some(step) => {
-                let due = next;
-                next += step;
-                due
+impl Lane {
+    async fn run(self, shared: &Shared, tally: &RefCell<Tally>) {
+        let Shared {
+            o,
+            list,
+            connector,
+            plan,
+            budget,
+            live,
+        } = shared;
+        let mut picker = Picker::new(list, self.index as u64 + 1);
+        let mut conn: Option<(u64, Conn)> = None;
+        let step = o
+            .rate
+            .map(|r| Duration::from_secs_f64(plan.lanes as f64 / r));
+        let mut next = plan.start
+            + o.rate.map_or(Duration::ZERO, |r| {
+                Duration::from_secs_f64(self.index as f64 / r)
+            });
+        loop {
+            let intended = match step {
+                Some(step) => {
+                    let due = next;
+                    next += step;
+                    due
+                }
+                None => Instant::now().max(plan.start),
+            };
+            if intended >= plan.end {
+                break;
             }
-            None => now.max(plan.start),
-        };
-        if intended >= plan.end {
-            break;
-        }
-        let measured = intended >= plan.measure_from;
-        if measured && take_one(budget).is_none() {
-            break;
-        }
-        if let Some(wait) = intended.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let request = &requests[picker.pick().min(requests.len() - 1)];
-        let sent = Instant::now();
-        let outcome = match exchange(&mut conn, o, request) {
-            Ok((status, bytes)) => Outcome::Answered { status, bytes },
-            Err(e) => {
-                conn = None;
-                Outcome::Failed(e.kind())
+            let measured = intended >= plan.measure_from;
+            if measured && take_one(budget).is_none() {
+                break;
             }
-        };
-        let done = Instant::now();
-        if measured {
-            tally.record(&outcome, done - intended, done - sent);
-            live.requests.fetch_add(1, Ordering::Relaxed);
-            if !matches!(outcome, Outcome::Answered { status, .. } if status < 400) {
-                live.errors.fetch_add(1, Ordering::Relaxed);
+            if intended > Instant::now() {
+                tokio::time::sleep_until(intended.into()).await;
+            }
+            let request = &list[picker.pick().min(list.len() - 1)];
+            let fetch = Fetch {
+                method: request.method,
+                path: &request.path,
+                headers: &o.headers,
+                keep: None,
+                pace_bps: None,
+            };
+            let sent = Instant::now();
+            let outcome = match self.exchange(&mut conn, connector, &fetch, o.timeout).await {
+                Ok((status, bytes)) => Outcome::Answered { status, bytes },
+                Err(e) => Outcome::Failed(e.kind()),
+            };
+            let done = Instant::now();
+            if measured {
+                tally.borrow_mut().record(
+                    &outcome,
+                    done - intended,
+                    done - sent,
+                    done.saturating_duration_since(plan.measure_from),
+                );
+                live.requests.fetch_add(1, Ordering::Relaxed);
+                if !matches!(outcome, Outcome::Answered { status, .. } if status < 400) {
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
-    tally
+
+    /// One request on the lane's connection, opened (or joined, for
+    /// HTTP/2) if needed; a failure closes it.
+    async fn exchange(
+        &self,
+        conn: &mut Option<(u64, Conn)>,
+        connector: &Connector,
+        fetch: &Fetch<'_>,
+        timeout: Duration,
+    ) -> io::Result<(u16, u64)> {
+        let result = tokio::time::timeout(timeout, async {
+            if conn.is_none() {
+                *conn = Some(self.open(connector).await?);
+            }
+            match conn {
+                Some((_, c)) => c.fetch(fetch).await,
+                None => Err(io::ErrorKind::NotConnected.into()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "answer timed out")));
+        match result {
+            Ok(reply) => {
+                if reply.closes {
+                    *conn = None;
+                }
+                Ok((reply.status, reply.bytes))
+            }
+            Err(e) => {
+                if let Some((generation, _)) = conn.take() {
+                    self.forget(generation);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A connection for this lane: its own for HTTP/1.1, the shared one
+    /// for HTTP/2 (opened by the first lane that needs it).
+    async fn open(&self, connector: &Connector) -> io::Result<(u64, Conn)> {
+        if connector.protocol() == Protocol::Http1 {
+            return Ok((0, connector.connect().await?));
+        }
+        loop {
+            if let Some((generation, c)) = self.conn.h2.borrow().as_ref() {
+                return Ok((*generation, Conn::Http2(c.clone())));
+            }
+            let _connecting = self.conn.connecting.lock().await;
+            if self.conn.h2.borrow().is_some() {
+                continue;
+            }
+            let Conn::Http2(c) = connector.connect().await? else {
+                return Err(io::ErrorKind::Unsupported.into());
+            };
+            let generation = self.conn.generation.get() + 1;
+            self.conn.generation.set(generation);
+            *self.conn.h2.borrow_mut() = Some((generation, c));
+        }
+    }
+
+    /// Drops the shared HTTP/2 connection if it is still the one that
+    /// failed, so the next request opens a new one.
+    fn forget(&self, generation: u64) {
+        let mut h2 = self.conn.h2.borrow_mut();
+        if h2.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *h2 = None;
+        }
+    }
 }
 
 /// Takes one request from the run's budget; `None` when it is spent.
@@ -248,118 +377,4 @@ fn take_one(budget: &AtomicU64) -> Option<()> {
         })
         .ok()
         .map(|_| ())
-}
-
-/// Sends the request on the open connection (opening one if needed) and
-/// reads the whole answer; returns its status and body bytes.
-fn exchange(
-    conn: &mut Option<Client>,
-    o: &RunOptions,
-    request: &Request,
-) -> io::Result<(u16, u64)> {
-    if conn.is_none() {
-        *conn = Some(Client::open(o)?);
-    }
-    let client = conn
-        .as_mut()
-        .ok_or_else(|| io::Error::other("no connection"))?;
-    let answer = client.exchange(&request.bytes, request.head_only);
-    if matches!(answer, Ok((_, _, true))) {
-        *conn = None; // the server closes after this answer
-    }
-    answer.map(|(status, bytes, _)| (status, bytes))
-}
-
-/// One HTTP/1.1 connection with a reused read buffer: bodies are counted
-/// and dropped, never kept.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// Bytes in `buf` not yet consumed.
-    filled: usize,
-}
-
-impl Client {
-    fn open(o: &RunOptions) -> io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&o.target.addr, o.timeout)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(o.timeout))?;
-        stream.set_write_timeout(Some(o.timeout))?;
-        Ok(Self {
-            stream,
-            buf: vec![0; 64 << 10],
-            filled: 0,
-        })
-    }
-
-    /// (status, body bytes, whether the server closes after it).
-    fn exchange(&mut self, request: &[u8], head_only: bool) -> io::Result<(u16, u64, bool)> {
-        self.stream.write_all(request)?;
-        let head_end = loop {
-            if let Some(i) = find(&self.buf[..self.filled], b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.filled == self.buf.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "response head too large",
-                ));
-            }
-            let n = self.stream.read(&mut self.buf[self.filled..])?;
-            if n == 0 {
-                return Err(io::ErrorKind::ConnectionAborted.into());
-            }
-            self.filled += n;
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end])
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response head not text"))?;
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad status line"))?;
-        let mut length = 0u64;
-        let mut close = false;
-        for line in head.split("\r\n").skip(1) {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
-                })?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "chunked answers are not supported yet",
-                ));
-            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
-            {
-                close = true;
-            }
-        }
-        if head_only || status == 204 || status == 304 || status < 200 {
-            length = 0;
-        }
-        // The body: what is buffered past the head, then the socket.
-        let buffered = (self.filled - head_end) as u64;
-        let from_buffer = buffered.min(length) as usize;
-        let mut left = length - from_buffer as u64;
-        self.buf.copy_within(head_end + from_buffer..self.filled, 0);
-        self.filled -= head_end + from_buffer;
-        while left > 0 {
-            let want = left.min(self.buf.len() as u64) as usize;
-            let n = self.stream.read(&mut self.buf[..want])?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            left -= n as u64;
-        }
-        Ok((status, length, close))
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -4,9 +4,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::LoadError;
 
-/// An `http://` URL, resolved to one address.
+/// An `http://` or `https://` URL, resolved to one address.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// `https://`: TLS.
+    pub https: bool,
     /// Where to connect.
     pub addr: SocketAddr,
     /// The `Host` header value.
@@ -19,9 +21,15 @@ impl Target {
     /// Parses and resolves `url`. A target that is not on this machine
     /// (loopback) is refused unless `allow_remote`.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Self, LoadError> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            LoadError::BadUrl(format!("{url:?}: only http:// URLs are supported so far"))
-        })?;
+        let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else {
+            return Err(LoadError::BadUrl(format!(
+                "{url:?}: not an http:// or https:// URL"
+            )));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -36,7 +44,7 @@ impl Target {
         {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if https { 443 } else { 80 })
         };
         let addr = with_port
             .to_socket_addrs()
@@ -47,10 +55,37 @@ impl Target {
             return Err(LoadError::Remote(authority.to_string()));
         }
         Ok(Self {
+            https,
             addr,
             host: authority.to_string(),
             path: path.to_string(),
         })
+    }
+
+    /// The host name without the port (for TLS's server name).
+    pub fn hostname(&self) -> &str {
+        let host = match self.host.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() && !self.host.ends_with(']') => h,
+            _ => &self.host,
+        };
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// This target's origin with another path (a URI resolved against it).
+    pub fn with_path(&self, path: &str) -> Target {
+        Target {
+            path: path.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.https { "https" } else { "http" },
+            self.host
+        )
     }
 }
 
@@ -70,8 +105,18 @@ mod tests {
             Target::parse("http://localhost:9", false).unwrap().path,
             "/"
         );
+        let tls = Target::parse("https://localhost:8443/a", false).unwrap();
+        assert!(tls.https);
+        assert_eq!((tls.hostname(), tls.addr.port()), ("localhost", 8443));
+        assert_eq!(
+            Target::parse("https://127.0.0.1/", false)
+                .unwrap()
+                .addr
+                .port(),
+            443
+        );
         assert!(matches!(
-            Target::parse("https://127.0.0.1/", false),
+            Target::parse("ftp://127.0.0.1/", false),
             Err(LoadError::BadUrl(_))
         ));
         assert!(matches!(

@@ -168,7 +168,7 @@ mod tests {
                 "urls.txt:2:",
             ),
             ("http://127.0.0.1:9/a\n", "one origin per run"),
-            ("ftp://x/\n", "only http://"),
+            ("ftp://x/\n", "not an http:// or https:// URL"),
             (
                 "1.2.3.4 - - [d] \"POST /x HTTP/1.1\" 200 1\n",
                 "not GET or HEAD",

@@ -17,12 +17,7 @@ use crate::telemetry;
 
 /// `POST /upload/`: registers the asset (`uploading`) and the upload; with
 /// creation-with-upload its body is the first chunk.
-pub(super) fn create(
-    ingest: &Ingest,
-    head: &[u8],
-    body_len: u64,
-    stream: &mut dyn Read,
-) -> Answer {
+pub(super) fn create(ingest: &Ingest, head: &[u8], body_len: u64, stream: &mut dyn Read) -> Answer {
     let Some(length) = field(head, "Upload-Length").and_then(|v| v.parse::<u64>().ok()) else {
         // Upload-Defer-Length is not offered.
         return Answer::new(400);

@@ -1,0 +1,128 @@
+//! Debian's nginx for the load harness's HTTP/2 and TLS tests: a
+//! self-signed certificate made by the openssl CLI, and listeners for
+//! HTTP/1.1, h2c (prior knowledge), TLS with h2 + http/1.1 by ALPN, and TLS
+//! with http/1.1 only.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_addr;
+
+/// A running nginx serving `root` at `/`.
+pub struct Nginx {
+    child: Child,
+    /// HTTP/1.1.
+    pub plain: SocketAddr,
+    /// h2c with prior knowledge.
+    pub h2c: SocketAddr,
+    /// TLS, ALPN h2 and http/1.1.
+    pub tls: SocketAddr,
+    /// TLS, http/1.1 only.
+    pub tls_h1: SocketAddr,
+    /// The self-signed certificate (PEM), for `--cacert`.
+    pub cert: PathBuf,
+}
+
+/// A self-signed ECDSA certificate for localhost and 127.0.0.1.
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA: webpki refuses a CA as the end entity.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/setup.sh --tests installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+impl Nginx {
+    /// Starts nginx with its files under `dir`.
+    pub fn start(dir: &Path, root: &Path) -> Self {
+        let (cert, key) = self_signed(dir);
+        let (plain, h2c, tls, tls_h1) = (free_addr(), free_addr(), free_addr(), free_addr());
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\nmaster_process on;\npid {d}/nginx.pid;\n\
+             error_log {d}/nginx-error.log warn;\n{user}events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 100000;\n\
+               types {{ application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; application/dash+xml mpd; video/mp4 mp4; }}\n\
+               client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n\
+               uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
+               ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
+               server {{\n    listen {plain};\n    listen {h2c} http2;\n    listen {tls} ssl http2;\n    root {root};\n  }}\n\
+               server {{\n    listen {tls_h1} ssl;\n    root {root};\n  }}\n}}\n",
+            // As root, nginx's workers would otherwise switch to nobody,
+            // who cannot read a scratch directory.
+            user = if is_root() { "user root;\n" } else { "" },
+            cert = cert.display(),
+            key = key.display(),
+            root = root.display(),
+        );
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("/usr/sbin/nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.join("nginx-error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx (scripts/setup.sh --tests installs it)");
+        let nginx = Self {
+            child,
+            plain,
+            h2c,
+            tls,
+            tls_h1,
+            cert,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for addr in [plain, h2c, tls, tls_h1] {
+            while std::net::TcpStream::connect(addr).is_err() {
+                assert!(Instant::now() < deadline, "nginx did not listen on {addr}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        nginx
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
