@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::harness::{free_port, median, record, start_engine, start_nginx, LoadOptions};
-use crate::procstat;
 use crate::wrk::{self, WrkResult};
+use crate::{loadgen, procstat};
 
 /// The bodies compared, as (label, file name, size).
 const BODIES: [(&str, &str, usize); 2] = [
@@ -32,11 +32,19 @@ impl Server {
 struct Sample {
     wrk: WrkResult,
     cpu_seconds: f64,
+    /// The same load from `streamgate loadtest run` (one thread, same
+    /// connections and duration), and the server CPU it cost.
+    ours: WrkResult,
+    ours_cpu_seconds: f64,
 }
 
 impl Sample {
     fn per_cpu_second(&self) -> f64 {
         self.wrk.requests / self.cpu_seconds.max(0.01)
+    }
+
+    fn ours_per_cpu_second(&self) -> f64 {
+        self.ours.requests / self.ours_cpu_seconds.max(0.01)
     }
 }
 
@@ -73,7 +81,8 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
     let _ = writeln!(
         report,
         "Command: `scripts/bench-http.sh` (= `streamgate-bench http --rounds {} --duration {} --connections {} --threads {}`)  \n\
-         wrk: 1 thread, {} connections, {} s per run; server: {} worker(s); interleaved rounds, medians of {}.  \n\
+         wrk: 1 thread, {} connections, {} s per run, then `streamgate loadtest run` with the same (one thread, closed loop); \
+         server: {} worker(s); interleaved rounds, medians of {}.  \n\
          nginx: Debian's, sendfile on, tcp_nopush on, tcp_nodelay on, access_log off (the issue's anchor settings).\n",
         o.rounds, o.seconds, o.connections, o.threads, o.connections, o.seconds, o.threads, o.rounds
     );
@@ -95,14 +104,28 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
                     let before = procstat::cpu_seconds(pid);
                     let wrk = wrk::run(&url(port, name), 1, o.connections, o.seconds)?;
                     let cpu_seconds = procstat::cpu_seconds(pid) - before;
-                    if wrk.errors > 0.0 {
+                    let before = procstat::cpu_seconds(pid);
+                    let ours = loadgen::loadtest_run(
+                        &o.streamgate,
+                        &url(port, name),
+                        o.connections,
+                        o.seconds,
+                        &dir,
+                    )?;
+                    let ours_cpu_seconds = procstat::cpu_seconds(pid) - before;
+                    if wrk.errors > 0.0 || ours.errors > 0.0 {
                         return Err(format!(
                             "{} answered {} errors at {label}",
                             servers[i].0.name(),
-                            wrk.errors
+                            wrk.errors + ours.errors
                         ));
                     }
-                    samples[i].push(Sample { wrk, cpu_seconds });
+                    samples[i].push(Sample {
+                        wrk,
+                        cpu_seconds,
+                        ours,
+                        ours_cpu_seconds,
+                    });
                 }
             }
             report.push_str(&table(label, &samples));
@@ -131,12 +154,17 @@ type Metric = fn(&Sample) -> f64;
 
 fn table(label: &str, samples: &[Vec<Sample>; 2]) -> String {
     let metric = |i: usize, f: Metric| median(samples[i].iter().map(f).collect());
-    let rows: [(&str, Metric); 5] = [
-        ("req/s", |s| s.wrk.rps),
-        ("MB/s", |s| s.wrk.mb_per_s),
-        ("p99 ms", |s| s.wrk.p99_ms),
-        ("req per server CPU-s", |s| s.per_cpu_second()),
-        ("server CPU-s per run", |s| s.cpu_seconds),
+    let rows: [(&str, Metric); 8] = [
+        ("req/s (wrk)", |s| s.wrk.rps),
+        ("MB/s (wrk)", |s| s.wrk.mb_per_s),
+        ("p99 ms (wrk)", |s| s.wrk.p99_ms),
+        ("req per server CPU-s (wrk)", |s| s.per_cpu_second()),
+        ("server CPU-s per run (wrk)", |s| s.cpu_seconds),
+        ("req/s (loadtest)", |s| s.ours.rps),
+        ("p99 ms (loadtest)", |s| s.ours.p99_ms),
+        ("req per server CPU-s (loadtest)", |s| {
+            s.ours_per_cpu_second()
+        }),
     ];
     let mut out = format!("\n### {label} bodies\n\n| metric | nginx | streamgate | streamgate / nginx |\n|---|---:|---:|---:|\n");
     for (name, f) in rows {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::harness::{free_port, median, record, start_nginx, LoadOptions};
-use crate::wrk;
+use crate::wrk::{self, WrkResult};
 
 /// Runs the benchmark and prints (and optionally records) the table.
 pub fn run(o: &LoadOptions) -> Result<(), String> {
@@ -85,15 +85,28 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
 
 /// One closed-loop run of `streamgate loadtest run`; returns its requests.
 fn ours(o: &LoadOptions, url: &str, dir: &std::path::Path) -> Result<f64, String> {
+    Ok(loadtest_run(&o.streamgate, url, o.connections, o.seconds, dir)?.requests)
+}
+
+/// One closed-loop run of `streamgate loadtest run` (one thread, as wrk
+/// gets), read back as wrk's figures.
+pub fn loadtest_run(
+    streamgate: &std::path::Path,
+    url: &str,
+    connections: usize,
+    seconds: u64,
+    dir: &std::path::Path,
+) -> Result<WrkResult, String> {
     let json = dir.join("loadtest.json");
-    let out = Command::new(&o.streamgate)
+    let out = Command::new(streamgate)
         .args(["loadtest", "run", "--url", url])
-        .args(["--connections", &o.connections.to_string()])
-        .args(["--duration", &format!("{}s", o.seconds)])
+        .args(["--threads", "1"])
+        .args(["--connections", &connections.to_string()])
+        .args(["--duration", &format!("{seconds}s")])
         .arg("--json")
         .arg(&json)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", o.streamgate.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", streamgate.display()))?;
     if !out.status.success() {
         return Err(format!(
             "streamgate loadtest failed: {}",
@@ -101,10 +114,17 @@ fn ours(o: &LoadOptions, url: &str, dir: &std::path::Path) -> Result<f64, String
         ));
     }
     let text = std::fs::read_to_string(&json).map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    value["requests"]
-        .as_f64()
-        .ok_or_else(|| "no request count in the loadtest JSON".into())
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let number = |x: &serde_json::Value| x.as_f64().unwrap_or(0.0);
+    Ok(WrkResult {
+        requests: v["requests"]
+            .as_f64()
+            .ok_or("no request count in the loadtest JSON")?,
+        rps: number(&v["rps"]),
+        mb_per_s: number(&v["throughput_bps"]) / 8.0 / 1e6,
+        p99_ms: number(&v["latency_ms"]["p99"]),
+        errors: number(&v["errors"]["total"]),
+    })
 }
 
 /// CPU seconds (user + system) of every child this process has waited for.

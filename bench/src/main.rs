@@ -12,6 +12,12 @@
 //! `streamgate-bench loadgen` compares `streamgate loadtest run` with `wrk`
 //! on the same nginx: requests per load-generator CPU-second.
 //!
+//! `streamgate-bench honesty` shows the open-loop tail catching a stalling
+//! server that closed-loop runs (ours, wrk) hide.
+//!
+//! `streamgate-bench viewers` runs thousands of simulated players against
+//! the engine: harness CPU per viewer-second and memory over the run.
+//!
 //! `streamgate-bench idle` holds thousands of idle keep-alive connections to
 //! nginx and to the engine and reports server memory per connection.
 //!
@@ -23,6 +29,7 @@
 //! the load generator competes for the same cores.
 
 mod harness;
+mod honesty;
 mod http;
 mod idle;
 mod ingest;
@@ -32,6 +39,7 @@ mod procstat;
 mod sendpath;
 mod tokens;
 mod transcode;
+mod viewers;
 mod wrk;
 
 use std::process::ExitCode;
@@ -47,6 +55,8 @@ fn main() -> ExitCode {
         Some("loadgen") => {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| loadgen::run(&o))
         }
+        Some("honesty") => honesty::Options::parse(&args[1..]).and_then(|o| honesty::run(&o)),
+        Some("viewers") => viewers::Options::parse(&args[1..]).and_then(|o| viewers::run(&o)),
         Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| ingest::run(&o)),
         Some("transcode") => transcode::Options::parse(&args[1..]).and_then(|o| transcode::run(&o)),
         Some("sendpath") => {
@@ -89,6 +99,8 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
        streamgate-bench loadgen [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench honesty [--rate R] [--duration SECS] [--connections C] [--every N] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench viewers [--viewers N] [--duration SECS] [--ramp SECS] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench idle [--connections N] [--rounds N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench ingest [--rounds N] [--mib M] [--streamgate PATH] [--markdown FILE]
        streamgate-bench parse [--markdown FILE]";

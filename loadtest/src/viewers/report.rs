@@ -402,8 +402,29 @@ impl ViewersReport {
             cell(&j["segment_ms"]["p99"]),
             cell(&j["segment_ms"]["max"])
         );
-        out.push_str("requests:       ");
-        out.push_str(&self.requests().to_table(false));
+        let r = &j["requests"];
+        let ms = |k: &str| {
+            r["latency_ms"][k]
+                .as_f64()
+                .map_or("-".to_string(), |v| format!("{v:.2}"))
+        };
+        let _ = writeln!(
+            out,
+            "requests        {} ({:.1}/s), {:.2} MB/s, {} errors; latency ms p50 {}  p99 {}  max {}",
+            r["requests"],
+            r["rps"].as_f64().unwrap_or(0.0),
+            r["throughput_bps"].as_f64().unwrap_or(0.0) / 8e6,
+            r["errors"]["total"],
+            ms("p50"),
+            ms("p99"),
+            ms("max")
+        );
+        for (kind, n) in r["errors"]["by_kind"].as_object().into_iter().flatten() {
+            let _ = writeln!(out, "failed: {kind} × {n}");
+        }
+        for (status, n) in r["errors"]["by_status"].as_object().into_iter().flatten() {
+            let _ = writeln!(out, "status {status} × {n}");
+        }
         for (kind, n) in &t.failures {
             let _ = writeln!(out, "sessions ended by {kind} × {n}");
         }
