@@ -519,3 +519,51 @@ fn reports_validate_merge_and_plot_without_external_urls() {
     let played = a["played_s"].as_f64().unwrap() + b["played_s"].as_f64().unwrap();
     assert!((m["played_s"].as_f64().unwrap() - played).abs() < 1e-6);
 }
+
+#[test]
+fn a_live_playlist_is_joined_near_its_edge_and_followed() {
+    let s = Scratch::new("vw-live");
+    let e = Engine::start(|root| ladder_asset(&root.join("live"), &LADDER[..1], 14, 1.0));
+    let dir = e.root.join("live/low");
+    // A live playlist: segments 0..=5 now, one more each second.
+    fn playlist(last: usize, ended: bool) -> String {
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+        );
+        for n in 0..=last {
+            text.push_str(&format!("#EXTINF:1.000000,\n{n}.m4s\n"));
+        }
+        if ended {
+            text.push_str("#EXT-X-ENDLIST\n");
+        }
+        text
+    }
+    fn publish(dir: &Path, last: usize, ended: bool) {
+        let tmp = dir.join(".index.tmp");
+        std::fs::write(&tmp, playlist(last, ended)).unwrap();
+        std::fs::rename(&tmp, dir.join("index.m3u8")).unwrap();
+    }
+    publish(&dir, 5, false);
+    let growing = std::thread::spawn(move || {
+        for last in 6..=13 {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            publish(&dir, last, false);
+        }
+    });
+    let url = format!("http://{}/v/live/master.m3u8", e.addr);
+    let r = viewers(
+        &s.0,
+        &["--url", &url, "--viewers", "2", "--duration", "8500ms"],
+    );
+    growing.join().unwrap();
+    assert_eq!(r["errors"]["total"], 0, "{}", r["errors"]);
+    assert_eq!(r["sessions"]["started"], 2, "{}", r["sessions"]);
+    assert_eq!(r["sessions"]["completed"], 0, "live: it never ends");
+    // Joined three segments behind the edge (segment 3 of 0..=5) and
+    // followed the new ones (6..=13 over 8 s): at most segments 3..=13,
+    // 11 s of media each; from the start it would be 14.
+    let fetched = r["renditions"]["low"]["seconds"].as_f64().unwrap() / 2.0;
+    assert!((8.0..=11.0).contains(&fetched), "{fetched} s of media each");
+    let played = r["played_s"].as_f64().unwrap() / 2.0;
+    assert!(played >= 6.0, "{played} s played each");
+}

@@ -138,16 +138,17 @@ fn hls(text: &[u8], path: &str) -> Result<Presentation, LoadError> {
             })
         }
         Playlist::MediaPlaylist(_) => {
+            // Checked here; the player loads it again as its one rendition
+            // (and reloads it while it is live).
             let track = media_playlist(text, path)?;
-            let live = !track.ended;
             Ok(Presentation {
                 renditions: vec![Rendition {
                     name: "main".into(),
                     bandwidth: 0,
-                    source: Source::Known(track),
+                    source: Source::Playlist(path.to_string()),
                 }],
                 audio: None,
-                live,
+                live: !track.ended,
             })
         }
     }

@@ -196,8 +196,14 @@ impl Viewer<'_> {
             }
             let q = abr.choose(current, level, p.phase != Phase::Starting);
             let rendition = &presentation.renditions[q];
-            let refresh = presentation.live || tracks[q].as_ref().is_some_and(|t| !t.ended);
-            if tracks[q].is_none() || refresh {
+            // A live playlist is reloaded when the next segment is past
+            // what it listed (hls.js reloads about once a target duration).
+            let stale = tracks[q].as_ref().is_some_and(|t| {
+                !t.ended
+                    && next_sequence
+                        .is_some_and(|n| t.segments.last().is_none_or(|s| s.sequence < n))
+            });
+            if tracks[q].is_none() || stale {
                 let track = self.track(&rendition.source, tracks[q].take()).await?;
                 tracks[q] = Some(track);
             }
