@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use streamgate_control_plane::{ChainConfig, ControlConfig};
-use streamgate_engine::{AccessPolicy, EngineConfig, IngestConfig, JobsConfig};
+use streamgate_engine::{
+    AccessPolicy, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
+};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -98,6 +100,31 @@ pub struct EngineSection {
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
     upload_expiry: Option<ConfigDuration>,
+    /// The TLS listener's address (needs `[engine.tls]`).
+    listen_tls: Option<SocketAddr>,
+    /// HTTP/2 with prior knowledge on the plain listener (default on).
+    h2c: Option<bool>,
+    tls: Option<EngineTlsSection>,
+    h2: Option<H2Section>,
+}
+
+/// `[engine.tls]`: the certificate of `listen_tls`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineTlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    handshake_timeout: Option<ConfigDuration>,
+}
+
+/// `[engine.h2]`: HTTP/2 limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct H2Section {
+    max_concurrent_streams: Option<u32>,
+    max_header_list_size: Option<u32>,
+    max_pending_accept_reset_streams: Option<usize>,
+    max_local_error_reset_streams: Option<usize>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -274,6 +301,40 @@ impl FileConfig {
         }
         if let Some(v) = e.max_head_bytes {
             c.limits.max_head_bytes = v;
+        }
+        c.tls = match (e.listen_tls, &e.tls) {
+            (None, None) => None,
+            (Some(listen), Some(t)) => match (&t.cert, &t.key) {
+                (Some(cert), Some(key)) => Some(TlsConfig {
+                    listen,
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    handshake_timeout: ConfigDuration::or_secs(t.handshake_timeout, 10),
+                }),
+                _ => return Err("engine.tls needs both cert and key".into()),
+            },
+            (Some(_), None) => {
+                return Err("engine.listen_tls needs [engine.tls] cert and key".into())
+            }
+            (None, Some(_)) => return Err("[engine.tls] needs engine.listen_tls".into()),
+        };
+        if let Some(v) = e.h2c {
+            c.h2c = v;
+        }
+        if let Some(h) = &e.h2 {
+            let d = H2Limits::default();
+            c.h2 = H2Limits {
+                max_concurrent_streams: h
+                    .max_concurrent_streams
+                    .unwrap_or(d.max_concurrent_streams),
+                max_header_list_size: h.max_header_list_size.unwrap_or(d.max_header_list_size),
+                max_pending_accept_reset_streams: h
+                    .max_pending_accept_reset_streams
+                    .unwrap_or(d.max_pending_accept_reset_streams),
+                max_local_error_reset_streams: h
+                    .max_local_error_reset_streams
+                    .unwrap_or(d.max_local_error_reset_streams),
+            };
         }
         c.control = Some(self.control_endpoint()?);
         if let Some(ladder) = &e.upload_ladder {

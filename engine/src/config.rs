@@ -64,6 +64,52 @@ pub struct EngineConfig {
     pub control_poll: Duration,
     /// Resumable uploads at `/upload/` (needs `control` and `jobs`).
     pub ingest: Option<IngestConfig>,
+    /// The TLS listener (`[engine] listen_tls`), with its certificate.
+    pub tls: Option<TlsConfig>,
+    /// HTTP/2 with prior knowledge (h2c) on the plain listener.
+    pub h2c: bool,
+    /// HTTP/2 limits, on TLS and h2c alike.
+    pub h2: H2Limits,
+}
+
+/// The TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Longest wait for a client to finish its handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// HTTP/2 defences (each a configured limit, see `docs/architecture.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct H2Limits {
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Largest header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE);
+    /// CONTINUATION frames beyond it end the connection.
+    pub max_header_list_size: u32,
+    /// Streams reset by the client before they were answered, pending at
+    /// once, before the connection goes away (Rapid Reset).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server had to reset for the client's errors before the
+    /// connection goes away.
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for H2Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            max_header_list_size: 16 << 10,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 256,
+        }
+    }
 }
 
 /// Resumable ingest (tus 1.0) at `/upload/`.
@@ -123,6 +169,9 @@ impl EngineConfig {
             control: None,
             control_poll: Duration::from_secs(1),
             ingest: None,
+            tls: None,
+            h2c: true,
+            h2: H2Limits::default(),
         }
     }
 

@@ -33,6 +33,8 @@ pub enum EngineError {
     Metrics(String),
     /// The job spool could not be opened.
     Jobs(String),
+    /// The TLS certificate or key could not be loaded.
+    Tls(crate::tls::TlsError),
 }
 
 impl fmt::Display for EngineError {
@@ -43,6 +45,7 @@ impl fmt::Display for EngineError {
             Self::Worker(e) => write!(f, "cannot start a worker: {e}"),
             Self::Metrics(e) => write!(f, "cannot install the metrics recorder: {e}"),
             Self::Jobs(e) => write!(f, "cannot start the job runner: {e}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -113,6 +116,22 @@ impl Engine {
             )
             .map_err(EngineError::Worker)?;
         }
+        let tls = match &config.tls {
+            Some(t) => {
+                let server =
+                    crate::tls::server_config(&t.cert, &t.key).map_err(EngineError::Tls)?;
+                let ktls = crate::tls::ktls();
+                // Said once: bodies over TLS are copied either way today.
+                tracing::info!(
+                    listen = %t.listen,
+                    ktls = ?ktls,
+                    "TLS listener: rustls in userspace (bodies copied)"
+                );
+                telemetry::ktls(ktls == crate::tls::Ktls::Available);
+                Some(server)
+            }
+            None => None,
+        };
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();
         for index in 0..config.worker_count() {
@@ -124,6 +143,7 @@ impl Engine {
                 ingest: ingest.clone(),
                 drain: drain.clone(),
                 bound: bound_tx.clone(),
+                tls: tls.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sg-worker-{index}"))

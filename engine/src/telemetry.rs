@@ -27,6 +27,9 @@ mod name {
     pub const UPLOADS: &str = "streamgate_uploads_total";
     pub const UPLOAD_BYTES: &str = "streamgate_upload_bytes_total";
     pub const UPLOAD_CONNECTIONS: &str = "streamgate_upload_connections";
+    pub const TLS_CONNECTIONS: &str = "streamgate_tls_connections_total";
+    pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_tls_handshake_failures_total";
+    pub const KTLS: &str = "streamgate_ktls_available";
 }
 
 /// Installs the global Prometheus recorder (once per process) and returns
@@ -98,6 +101,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
         name::UPLOAD_CONNECTIONS,
         "Connections the ingest threads are serving"
     );
+    describe_counter!(
+        name::TLS_CONNECTIONS,
+        "TLS connections whose handshake completed, by the protocol ALPN chose (h2, http1)"
+    );
+    describe_counter!(
+        name::TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes that failed, by reason (timeout, closed, alert_received, no_alpn, …)"
+    );
+    describe_gauge!(
+        name::KTLS,
+        "1 when the kernel can take TLS records over (kTLS); TLS runs in userspace either way today"
+    );
     // Publish every unlabelled series at zero so dashboards and alerts see
     // them before the first request.
     for metric in [
@@ -114,6 +129,22 @@ pub fn install() -> Result<PrometheusHandle, String> {
     gauge!(name::UPLOAD_CONNECTIONS).set(0.0);
     gauge!(name::CACHE_BYTES).set(0.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// A TLS connection past its handshake (rare next to requests: straight
+/// to the recorder).
+pub fn tls_connection(protocol: &'static str) {
+    counter!(name::TLS_CONNECTIONS, "protocol" => protocol).increment(1);
+}
+
+/// A failed TLS handshake.
+pub fn handshake_failed(reason: &'static str) {
+    counter!(name::TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+}
+
+/// What the kTLS probe found.
+pub fn ktls(available: bool) {
+    gauge!(name::KTLS).set(if available { 1.0 } else { 0.0 });
 }
 
 /// An upload event (ingest threads: rare, so straight to the recorder).

@@ -1,14 +1,14 @@
-//! How a connection's bytes move, under the protocol: [`Transport`], and
-//! its plain-TCP implementation [`PlainTcp`].
+//! How a connection's bytes move, under the protocol: [`Transport`], its
+//! plain-TCP implementation [`PlainTcp`] and the TLS one [`TlsTcp`].
 //!
 //! Reads wait for readiness first (an io_uring `POLL_ADD`) and only then
 //! take a buffer and read what is there, so a connection waiting for its
 //! next request holds no buffer at all. On plain TCP file bodies go
 //! zero-copy: one `sendfile(2)` for bodies the socket buffer takes at once,
 //! `splice(2)` through a pooled pipe beyond (see
-//! `docs/decisions/0001-zero-copy-send.md`). A TLS transport will copy
-//! bodies through the record layer instead (there is no zero copy under
-//! userspace TLS), or hand them to kTLS where the kernel has it.
+//! `docs/decisions/0001-zero-copy-send.md`). The TLS transport copies
+//! bodies through the record layer instead: there is no zero copy under
+//! userspace TLS.
 
 use std::future::Future;
 use std::io;
@@ -26,6 +26,10 @@ const SENDFILE_MAX: u64 = 256 << 10;
 
 /// A connection's byte stream, as the protocol codecs use it.
 pub trait Transport {
+    /// Whether an idle connection can leave its task and wait parked (a
+    /// bare descriptor in the worker's epoll set, see `park`).
+    const PARKS: bool = true;
+
     /// Waits until bytes (or the peer's close) can be read, holding no
     /// buffer while it waits.
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
@@ -113,5 +117,145 @@ impl Transport for PlainTcp {
                 Ok(())
             }
         }
+    }
+}
+
+/// TLS over TCP (rustls, through the ring's readiness): plaintext read
+/// ahead by [`Transport::readable`] waits in a small buffer for
+/// [`Transport::try_read`]; bodies are copied through the record layer.
+pub struct TlsTcp {
+    stream: std::cell::RefCell<TlsStream>,
+    /// Plaintext read and not yet taken; freed when emptied, so an idle
+    /// connection holds none.
+    pending: std::cell::RefCell<Vec<u8>>,
+    /// The peer closed (or the stream failed).
+    ended: std::cell::Cell<bool>,
+}
+
+/// A server-side TLS stream over a poll-style monoio socket.
+pub type TlsStream = tokio_rustls::server::TlsStream<monoio::net::tcp::stream_poll::TcpStreamPoll>;
+
+/// Plaintext read from TLS at a time (one record's worth).
+const TLS_READ: usize = 16 << 10;
+/// File bytes read and encrypted at a time.
+const TLS_FILE_CHUNK: usize = 64 << 10;
+
+impl TlsTcp {
+    /// Wraps a stream whose handshake is done.
+    pub fn new(stream: TlsStream) -> Self {
+        Self {
+            stream: std::cell::RefCell::new(stream),
+            pending: std::cell::RefCell::new(Vec::new()),
+            ended: std::cell::Cell::new(false),
+        }
+    }
+
+    async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWrite;
+        while !data.is_empty() {
+            let n = std::future::poll_fn(|cx| {
+                let mut stream = self.stream.borrow_mut();
+                std::pin::Pin::new(&mut *stream).poll_write(cx, data)
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> io::Result<()> {
+        use tokio::io::AsyncWrite;
+        std::future::poll_fn(|cx| {
+            let mut stream = self.stream.borrow_mut();
+            std::pin::Pin::new(&mut *stream).poll_flush(cx)
+        })
+        .await
+    }
+}
+
+impl Transport for TlsTcp {
+    // Parking watches a bare descriptor; a TLS session has state besides.
+    const PARKS: bool = false;
+
+    async fn readable(&self) -> io::Result<()> {
+        use tokio::io::AsyncRead;
+        if !self.pending.borrow().is_empty() || self.ended.get() {
+            return Ok(());
+        }
+        let mut chunk = vec![0u8; TLS_READ];
+        let n = std::future::poll_fn(|cx| {
+            let mut stream = self.stream.borrow_mut();
+            let mut buf = tokio::io::ReadBuf::new(&mut chunk);
+            match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(buf.filled().len())),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+        .await;
+        match n {
+            Ok(0) | Err(_) => self.ended.set(true),
+            Ok(n) => {
+                chunk.truncate(n);
+                let mut pending = self.pending.borrow_mut();
+                if pending.is_empty() {
+                    *pending = chunk;
+                } else {
+                    pending.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn try_read(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return if self.ended.get() {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = pending
+            .len()
+            .min(max)
+            .min(buf.capacity() - buf.len())
+            .max(1);
+        let n = n.min(pending.len());
+        buf.extend_from_slice(&pending[..n]);
+        if n == pending.len() {
+            *pending = Vec::new();
+        } else {
+            pending.drain(..n);
+        }
+        Ok(n)
+    }
+
+    async fn send(&self, _worker: &Worker, head: &[u8], body: &Body) -> io::Result<()> {
+        self.write_all(head).await?;
+        match body {
+            Body::Empty => {}
+            Body::Memory(bytes) => self.write_all(bytes).await?,
+            Body::File { file, offset, len } => {
+                use std::os::unix::fs::FileExt;
+                let mut chunk = vec![0u8; TLS_FILE_CHUNK.min(*len as usize)];
+                let (mut at, end) = (*offset, offset + len);
+                while at < end {
+                    let want = ((end - at) as usize).min(chunk.len());
+                    // Page-cache reads, as nginx does for TLS bodies.
+                    let n = file.read_at(&mut chunk[..want], at)?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    self.write_all(&chunk[..n]).await?;
+                    at += n as u64;
+                }
+            }
+        }
+        self.flush().await
     }
 }

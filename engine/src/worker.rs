@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use monoio::io::IntoPollIo;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use streamgate_net::send;
 
@@ -15,12 +16,12 @@ use crate::cache;
 use crate::config::EngineConfig;
 use crate::context::Worker;
 use crate::gate::{Gate, SharedAccess};
-use crate::http1;
 use crate::ingest::Ingest;
 use crate::park::Parking;
 use crate::serve::Site;
 use crate::shutdown::Drain;
-use crate::transport::PlainTcp;
+use crate::transport::{PlainTcp, TlsTcp};
+use crate::{http1, http2, telemetry};
 
 /// How often a worker looks at the drain flag.
 const TICK: Duration = Duration::from_millis(50);
@@ -44,6 +45,8 @@ pub struct Spawn {
     pub drain: Drain,
     /// Where the listener's bind result is reported.
     pub bound: mpsc::Sender<io::Result<()>>,
+    /// The TLS server configuration, when `[engine] listen_tls` is set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -69,6 +72,16 @@ async fn serve(spawn: Spawn) {
             let _ = spawn.bound.send(Err(e));
             return;
         }
+    };
+    let tls_listener = match &config.tls {
+        Some(t) => match TcpListener::bind_with_config(t.listen, &opts) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = spawn.bound.send(Err(e));
+                return;
+            }
+        },
+        None => None,
     };
     let parking = match Parking::new() {
         Ok(p) => p,
@@ -104,6 +117,10 @@ async fn serve(spawn: Spawn) {
         Err(e) => tracing::error!(error = %e, "no parking for idle connections"),
     }
     monoio::spawn(housekeeping(Rc::clone(&worker), spawn.drain));
+    if let (Some(listener), Some(server)) = (tls_listener, spawn.tls) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        monoio::spawn(accept_tls(listener, Rc::clone(&worker), acceptor));
+    }
 
     let mut drained = std::pin::pin!(worker.drain.wait());
     loop {
@@ -191,8 +208,16 @@ fn admit(stream: TcpStream, worker: &Rc<Worker>) {
 }
 
 /// One connection's task: serves it until it ends, or parks it when it
-/// has been idle a while (it stays open, and counted).
+/// has been idle a while (it stays open, and counted). A client that opens
+/// with the HTTP/2 preface (h2c, prior knowledge) is served by `http2`.
 async fn connection(stream: TcpStream, worker: Rc<Worker>) {
+    if worker.config.h2c && starts_h2(&stream, &worker).await {
+        if let Ok(io) = stream.into_poll_io() {
+            http2::serve(io, Rc::clone(&worker)).await;
+        }
+        worker.stats.borrow_mut().connection(-1);
+        return;
+    }
     match http1::serve(PlainTcp::new(stream), Rc::clone(&worker)).await {
         Some((transport, until)) => {
             if let Err(e) = worker.parking.park(transport.into_stream(), until) {
@@ -201,6 +226,115 @@ async fn connection(stream: TcpStream, worker: Rc<Worker>) {
             }
         }
         None => worker.stats.borrow_mut().connection(-1),
+    }
+}
+
+/// Whether the client's first bytes are the HTTP/2 connection preface:
+/// waits for them (within the idle timeout) and peeks, leaving them for
+/// whichever codec reads them.
+async fn starts_h2(stream: &TcpStream, worker: &Worker) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+    let ready = monoio::time::timeout(worker.config.idle_timeout, stream.readable(false)).await;
+    if !matches!(ready, Ok(Ok(()))) {
+        return false;
+    }
+    let mut peek = [0u8; 16];
+    // SAFETY: recv writes at most `peek.len()` bytes into our buffer.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            peek.as_mut_ptr().cast(),
+            peek.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == PREFACE.len() as isize && peek[..] == PREFACE[..]
+}
+
+/// Accepts TLS connections: the handshake within its timeout, then HTTP/2
+/// or HTTP/1.1 as ALPN chose, on this worker.
+async fn accept_tls(
+    listener: TcpListener,
+    worker: Rc<Worker>,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let mut drained = std::pin::pin!(worker.drain.wait());
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = drained.as_mut() => break,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        {
+            let mut stats = worker.stats.borrow_mut();
+            if stats.open_connections() >= worker.max_connections {
+                stats.rejected();
+                continue; // dropped: no plaintext 503 inside a TLS port
+            }
+            stats.connection(1);
+        }
+        monoio::spawn(tls_connection(stream, Rc::clone(&worker), acceptor.clone()));
+    }
+}
+
+/// One TLS connection's task.
+async fn tls_connection(
+    stream: TcpStream,
+    worker: Rc<Worker>,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    serve_tls(stream, &worker, acceptor).await;
+    worker.stats.borrow_mut().connection(-1);
+}
+
+async fn serve_tls(stream: TcpStream, worker: &Rc<Worker>, acceptor: tokio_rustls::TlsAcceptor) {
+    let Ok(io) = stream.into_poll_io() else {
+        return;
+    };
+    let timeout = worker
+        .config
+        .tls
+        .as_ref()
+        .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
+    let tls = match monoio::time::timeout(timeout, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            telemetry::handshake_failed(handshake_reason(&e));
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            telemetry::handshake_failed("timeout");
+            return;
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    telemetry::tls_connection(if h2 { "h2" } else { "http1" });
+    if h2 {
+        http2::serve(tls, Rc::clone(worker)).await;
+    } else {
+        // TLS connections do not park (see `Transport::PARKS`).
+        let _ = http1::serve(TlsTcp::new(tls), Rc::clone(worker)).await;
+    }
+}
+
+/// The metrics label of a failed handshake.
+fn handshake_reason(e: &io::Error) -> &'static str {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::NoApplicationProtocol) => "no_alpn",
+        Some(rustls::Error::AlertReceived(_)) => "alert_received",
+        Some(rustls::Error::InvalidMessage(_)) => "invalid_message",
+        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(_) => "tls_error",
+        None if e.kind() == io::ErrorKind::UnexpectedEof => "closed",
+        None => "io",
     }
 }
 

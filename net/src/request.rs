@@ -63,13 +63,15 @@ impl Method {
 }
 
 /// The protocol version a request arrived in (HTTP/1 accepts 1.0 and 1.1;
-/// others answer 505).
+/// others answer 505; HTTP/2 requests come from the h2 codec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// HTTP/1.0: close after the response unless `Connection: keep-alive`.
     Http10,
     /// HTTP/1.1: persistent unless `Connection: close`.
     Http11,
+    /// HTTP/2: streams on a persistent connection.
+    Http2,
 }
 
 /// The header fields the origin acts on; everything else is validated and

@@ -70,8 +70,10 @@ pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) -> Option<(T,
         }
         let now = Instant::now();
         let idle_until = now + worker.config.idle_timeout;
-        let until = if idle {
+        let until = if idle && T::PARKS {
             idle_until.min(now + PARK_AFTER)
+        } else if idle {
+            idle_until
         } else {
             *head_started.get_or_insert(now) + worker.config.header_timeout
         };
@@ -82,7 +84,9 @@ pub async fn serve<T: Transport>(transport: T, worker: Rc<Worker>) -> Option<(T,
                 break;
             }
             // Idle a while, not yet timed out: park (holding nothing).
-            Wait::TimedOut if Instant::now() < idle_until && !worker.drain.is_drained() => {
+            Wait::TimedOut
+                if T::PARKS && Instant::now() < idle_until && !worker.drain.is_drained() =>
+            {
                 return Some((transport, idle_until));
             }
             _ => break,

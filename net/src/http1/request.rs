@@ -155,6 +155,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, ParseErro
     let keep_alive = match version {
         Version::Http11 => !connection.close,
         Version::Http10 => connection.keep_alive && !connection.close,
+        Version::Http2 => true,
     };
     Ok(Parsed::Complete {
         request: Request {
