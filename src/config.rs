@@ -125,6 +125,7 @@ pub struct H2Section {
     max_header_list_size: Option<u32>,
     max_pending_accept_reset_streams: Option<usize>,
     max_local_error_reset_streams: Option<usize>,
+    max_control_frames_per_second: Option<u32>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -334,6 +335,9 @@ impl FileConfig {
                 max_local_error_reset_streams: h
                     .max_local_error_reset_streams
                     .unwrap_or(d.max_local_error_reset_streams),
+                max_control_frames_per_second: h
+                    .max_control_frames_per_second
+                    .unwrap_or(d.max_control_frames_per_second),
             };
         }
         c.control = Some(self.control_endpoint()?);

@@ -99,6 +99,9 @@ pub struct H2Limits {
     /// Streams the server had to reset for the client's errors before the
     /// connection goes away.
     pub max_local_error_reset_streams: usize,
+    /// Control frames (SETTINGS, PING, RST_STREAM, WINDOW_UPDATE, PRIORITY)
+    /// a client may send in one second before its connection is closed.
+    pub max_control_frames_per_second: u32,
 }
 
 impl Default for H2Limits {
@@ -108,6 +111,7 @@ impl Default for H2Limits {
             max_header_list_size: 16 << 10,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 256,
+            max_control_frames_per_second: 1000,
         }
     }
 }

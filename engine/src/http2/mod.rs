@@ -7,7 +7,9 @@
 //! Defences are the h2 crate's, configured from [`H2Limits`]: concurrent
 //! streams, header list size (a CONTINUATION flood ends the connection),
 //! streams reset before they were answered (Rapid Reset) and streams reset
-//! for the client's errors. A stream whose client stops reading is reset at
+//! for the client's errors; and ours: a client sending more control frames
+//! a second than `max_control_frames_per_second` (SETTINGS, PING floods)
+//! loses the connection ([`guard`]). A stream whose client stops reading is reset at
 //! the send timeout; a connection with no stream open past the idle
 //! timeout, or when the worker drains, gets a GOAWAY.
 
@@ -23,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::H2Limits;
 use crate::context::Worker;
+
+mod guard;
+use guard::FloodGuard;
 
 /// Bytes of a file body read and sent per DATA round.
 const CHUNK: usize = 64 << 10;
@@ -55,7 +60,8 @@ pub async fn serve<T>(io: T, worker: Rc<Worker>)
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let handshake = builder(&worker.config.h2).handshake::<T, Bytes>(io);
+    let io = FloodGuard::new(io, worker.config.h2.max_control_frames_per_second);
+    let handshake = builder(&worker.config.h2).handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(worker.config.header_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {

@@ -1,0 +1,564 @@
+//! TLS and HTTP/2 on the engine, over real sockets: curl (`--http2`,
+//! `--http1.1`, h2c prior knowledge) through the same behaviours HTTP/1.1
+//! has, ffmpeg decoding HLS and DASH from `https://` with the test CA,
+//! certificates that are wrong, and HTTP/2 attacks sent as raw frames
+//! while a well-behaved client keeps being served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::nginx::self_signed;
+use common::{clip, free_addr, pattern, write, Engine, Options, Scratch};
+
+/// An open engine with a TLS listener; returns it, the TLS address and
+/// the certificate (the test CA: self-signed).
+fn engine_with_tls(
+    s: &Scratch,
+    extra_engine: &str,
+    fill: impl FnOnce(&Path),
+) -> (Engine, SocketAddr, PathBuf) {
+    let (cert, key) = self_signed(&s.0);
+    let tls = free_addr();
+    let e = Engine::start_with(
+        Options {
+            engine_toml: format!("listen_tls = \"{tls}\"\n{extra_engine}"),
+            sections_toml: format!(
+                "[engine.tls]\ncert = \"{}\"\nkey = \"{}\"\nhandshake_timeout = \"1s\"\n",
+                cert.display(),
+                key.display()
+            ),
+            ..Options::default()
+        },
+        fill,
+    );
+    (e, tls, cert)
+}
+
+/// curl's answer: (HTTP version, status, headers lower-cased, body).
+struct Curl {
+    version: String,
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+fn curl(args: &[&str]) -> Curl {
+    let dir = std::env::temp_dir();
+    let id =
+        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
+    let (head, body) = (dir.join(format!("h-{id}")), dir.join(format!("b-{id}")));
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_version} %{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let (version, status) = said.split_once(' ').unwrap_or(("", "0"));
+    let c = Curl {
+        version: version.to_string(),
+        status: status.trim().parse().unwrap_or(0),
+        headers: std::fs::read_to_string(&head)
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        body: std::fs::read(&body).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(head);
+    let _ = std::fs::remove_file(body);
+    c
+}
+
+#[test]
+fn tls_and_h2_serve_what_http1_serves() {
+    let s = Scratch::new("h2-behaviour");
+    let file = pattern(300_000, 9);
+    let (e, tls, cert) = engine_with_tls(&s, "", |root| {
+        write(&root.join("a/seg.m4s"), &file);
+        write(&root.join("a/master.m3u8"), b"#EXTM3U\n");
+    });
+    let cacert = cert.to_str().unwrap();
+    // The same cases over every way in; (curl flags, base URL, version).
+    let https = format!("https://127.0.0.1:{}", tls.port());
+    let plain = format!("http://{}", e.addr);
+    let ways: [(&[&str], &str, &str); 4] = [
+        (&["--http2", "--cacert", cacert], &https, "2"),
+        (&["--http1.1", "--cacert", cacert], &https, "1.1"),
+        (&["--http2-prior-knowledge"], &plain, "2"),
+        (&["--http1.1"], &plain, "1.1"),
+    ];
+    for (flags, base, version) in ways {
+        let get = |path: &str, extra: &[&str]| {
+            let url = format!("{base}{path}");
+            let mut args: Vec<&str> = flags.to_vec();
+            args.extend(extra);
+            args.push(&url);
+            curl(&args)
+        };
+        let full = get("/v/a/seg.m4s", &[]);
+        assert_eq!(
+            (full.version.as_str(), full.status),
+            (version, 200),
+            "{base} {flags:?}"
+        );
+        assert_eq!(full.body, file, "{base} {flags:?}: the whole body");
+        assert!(full.headers.contains("etag: "), "{}", full.headers);
+        assert!(
+            full.headers.contains("cache-control: public"),
+            "{}",
+            full.headers
+        );
+        if version == "2" {
+            assert!(
+                !full.headers.contains("connection:"),
+                "hop-by-hop on h2: {}",
+                full.headers
+            );
+        }
+        let etag = full
+            .headers
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let part = get("/v/a/seg.m4s", &["-H", "Range: bytes=100-199"]);
+        assert_eq!(part.status, 206);
+        assert_eq!(part.body, &file[100..200]);
+        assert!(
+            part.headers.contains("content-range: bytes 100-199/300000"),
+            "{}",
+            part.headers
+        );
+        assert_eq!(
+            get("/v/a/seg.m4s", &["-H", "Range: bytes=400000-"]).status,
+            416
+        );
+        let inm = format!("If-None-Match: {etag}");
+        let cached = get("/v/a/seg.m4s", &["-H", &inm]);
+        assert_eq!(
+            (cached.status, cached.body.len()),
+            (304, 0),
+            "{base} {flags:?}"
+        );
+        let head = get("/v/a/seg.m4s", &["-I"]);
+        assert_eq!(head.status, 200);
+        assert!(
+            head.headers.contains("content-length: 300000"),
+            "{}",
+            head.headers
+        );
+        let preflight = get(
+            "/v/a/seg.m4s",
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                "Origin: https://player.example",
+                "-H",
+                "Access-Control-Request-Method: GET",
+            ],
+        );
+        assert_eq!(preflight.status, 204, "{}", preflight.headers);
+        assert!(
+            preflight.headers.contains("access-control-allow-origin"),
+            "{}",
+            preflight.headers
+        );
+        assert_eq!(get("/v/a/none.m4s", &[]).status, 404);
+        assert!(matches!(
+            get("/v/../etc/passwd", &["--path-as-is"]).status,
+            400 | 404
+        ));
+        assert!(matches!(
+            get("/p/not-a-token/a/seg.m4s", &[]).status,
+            401 | 403
+        ));
+    }
+    assert!(e.metric("streamgate_tls_connections_total{protocol=\"h2\"}") >= 1.0);
+    assert!(e.metric("streamgate_tls_connections_total{protocol=\"http1\"}") >= 1.0);
+    assert_eq!(
+        e.metric("streamgate_ktls_available"),
+        0.0,
+        "no CONFIG_TLS on this kernel"
+    );
+}
+
+#[test]
+fn ffmpeg_decodes_hls_and_dash_over_https_with_the_test_ca() {
+    let s = Scratch::new("h2-ffmpeg");
+    let input = clip(&s.0, "src.mp4", "320x180", 4, true);
+    let (_e, tls, cert) = engine_with_tls(&s, "", |root| {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("transcode")
+            .arg(&input)
+            .arg("--out")
+            .arg(root.join("movie"))
+            .args([
+                "--gpu",
+                "off",
+                "--preset",
+                "ultrafast",
+                "--segment-seconds",
+                "2",
+                "--ladder",
+                "180",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let decode = |manifest: &str, ca: Option<&Path>| {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-nostdin", "-tls_verify", "1"]);
+        if let Some(ca) = ca {
+            cmd.arg("-ca_file").arg(ca);
+        }
+        cmd.arg("-i")
+            .arg(format!(
+                "https://127.0.0.1:{}/v/movie/{manifest}",
+                tls.port()
+            ))
+            .args(["-map", "0", "-f", "null", "-"])
+            .output()
+            .unwrap()
+    };
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let ok = decode(manifest, Some(&cert));
+        assert!(
+            ok.status.success(),
+            "{manifest}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert!(
+            ok.stderr.is_empty(),
+            "{manifest}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        // Without the CA the certificate does not verify.
+        assert!(
+            !decode(manifest, None).status.success(),
+            "{manifest} decoded without the CA"
+        );
+    }
+}
+
+#[test]
+fn wrong_certificates_are_refused_with_the_reason() {
+    let s = Scratch::new("h2-certs");
+    // A key that is not the certificate's: the engine does not start, and
+    // says why.
+    let (cert, _) = self_signed(&s.0);
+    let other = s.0.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (_, wrong_key) = self_signed(&other);
+    let config = s.0.join("bad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{d}\"\n[engine]\nroot = \"{d}\"\nlisten = \"{}\"\nadmin = \"{}\"\nlisten_tls = \"{}\"\n\
+             [engine.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            free_addr(),
+            free_addr(),
+            free_addr(),
+            cert.display(),
+            wrong_key.display(),
+            d = s.0.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["engine", "--open", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("TLS:") && said.contains("do not make a TLS server"),
+        "{said}"
+    );
+    let missing = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(wrong_key.to_str().unwrap(), "/nonexistent/key.pem");
+    std::fs::write(&config, missing).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["engine", "--open", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/key.pem"));
+
+    // A client that trusts another CA refuses the engine's certificate; a
+    // client that never finishes its handshake is cut at the timeout and
+    // counted.
+    let (e, tls, _) = engine_with_tls(&s, "", |root| write(&root.join("a/x.m4s"), b"x"));
+    let url = format!("https://127.0.0.1:{}/v/a/x.m4s", tls.port());
+    let other_ca = other.join("cert.pem");
+    let refused = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            other_ca.to_str().unwrap(),
+            &url,
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(
+        refused.code(),
+        Some(60),
+        "curl: peer certificate cannot be authenticated"
+    );
+    let mut silent = TcpStream::connect(tls).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    assert!(matches!(silent.read(&mut byte), Ok(0) | Err(_)));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed at the 1 s handshake timeout"
+    );
+    assert!(e.metric("streamgate_tls_handshake_failures_total{reason=\"timeout\"}") >= 1.0);
+}
+
+// ---- HTTP/2 attacks, as raw frames over h2c ----
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK block for `GET path` (indexed :method, :scheme; literal
+/// :path and :authority without indexing).
+fn get_block(path: &str) -> Vec<u8> {
+    let mut b = vec![0x82, 0x86, 0x04, path.len() as u8];
+    b.extend_from_slice(path.as_bytes());
+    b.extend_from_slice(&[0x01, 9]);
+    b.extend_from_slice(b"localhost");
+    b
+}
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// Reads frames until the server closes or `wait` passes; returns the
+/// GOAWAY error code if one came, and whether the connection closed.
+fn read_until_goaway(s: &mut TcpStream, wait: Duration) -> (Option<u32>, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + wait;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut goaway = None;
+    while Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => return (goaway, true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (goaway, true),
+        }
+        // Walk whole frames.
+        let mut at = 0;
+        while buf.len() >= at + 9 {
+            let len = (usize::from(buf[at]) << 16)
+                | (usize::from(buf[at + 1]) << 8)
+                | usize::from(buf[at + 2]);
+            if buf.len() < at + 9 + len {
+                break;
+            }
+            if buf[at + 3] == GOAWAY && len >= 8 {
+                let p = &buf[at + 9..at + 9 + len];
+                goaway = Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+            }
+            at += 9 + len;
+        }
+        buf.drain(..at);
+    }
+    (goaway, false)
+}
+
+/// A well-behaved client is served on another connection.
+fn still_serves(e: &Engine) {
+    let ok = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/v/a/x.m4s", e.addr),
+    ]);
+    assert_eq!(
+        (ok.version.as_str(), ok.status),
+        ("2", 200),
+        "a well-behaved client"
+    );
+}
+
+fn attacker(e: &Engine) -> TcpStream {
+    let mut s = TcpStream::connect(e.addr).unwrap();
+    s.write_all(PREFACE).unwrap();
+    s.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    s
+}
+
+fn h2_engine() -> Engine {
+    Engine::start_with(
+        Options {
+            engine_toml: "send_timeout = \"2s\"\n".into(),
+            ..Options::default()
+        },
+        |root| {
+            write(&root.join("a/x.m4s"), b"x");
+            write(&root.join("a/big.m4s"), &pattern(4 << 20, 1));
+        },
+    )
+}
+
+#[test]
+fn rapid_reset_gets_a_goaway_and_others_are_served() {
+    let e = h2_engine();
+    let mut a = attacker(&e);
+    let mut burst = Vec::new();
+    for i in 0..2000u32 {
+        let id = 2 * i + 1;
+        burst.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            id,
+            &get_block("/v/a/x.m4s"),
+        ));
+        burst.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = a.write_all(&burst);
+    let (goaway, closed) = read_until_goaway(&mut a, Duration::from_secs(5));
+    assert!(
+        goaway.is_some() || closed,
+        "the server neither sent GOAWAY nor closed"
+    );
+    if let Some(code) = goaway {
+        assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+    }
+    still_serves(&e);
+}
+
+#[test]
+fn a_continuation_flood_ends_the_connection() {
+    let e = h2_engine();
+    let mut a = attacker(&e);
+    // HEADERS without END_HEADERS, then CONTINUATION frames far past the
+    // header list limit (16 KiB), never ending.
+    let _ = a.write_all(&frame(HEADERS, END_STREAM, 1, &get_block("/v/a/x.m4s")));
+    let junk = vec![0x40; 8192]; // literal-with-indexing openings: never a complete field
+    for _ in 0..200 {
+        if a.write_all(&frame(CONTINUATION, 0, 1, &junk)).is_err() {
+            break;
+        }
+    }
+    let (goaway, closed) = read_until_goaway(&mut a, Duration::from_secs(5));
+    assert!(
+        goaway.is_some() || closed,
+        "a CONTINUATION flood was let run"
+    );
+    still_serves(&e);
+}
+
+#[test]
+fn settings_and_ping_floods_are_cut_and_others_served() {
+    let e = h2_engine();
+    for kind in [SETTINGS, PING] {
+        let mut a = attacker(&e);
+        let payload: &[u8] = if kind == PING {
+            &[0; 8]
+        } else {
+            &[0, 3, 0, 0, 0, 100]
+        };
+        let mut burst = Vec::new();
+        for _ in 0..20_000 {
+            burst.extend(frame(kind, 0, 0, payload));
+        }
+        // The attacker never reads the acknowledgements.
+        a.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = a.write_all(&burst);
+        still_serves(&e);
+        let (goaway, closed) = read_until_goaway(&mut a, Duration::from_secs(3));
+        assert!(
+            closed || goaway.is_some(),
+            "a flood of frame type {kind} was let run"
+        );
+    }
+}
+
+#[test]
+fn a_window_of_zero_is_reset_at_the_send_timeout() {
+    let e = h2_engine();
+    let mut a = TcpStream::connect(e.addr).unwrap();
+    a.write_all(PREFACE).unwrap();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send no DATA.
+    a.write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+        .unwrap();
+    a.write_all(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &get_block("/v/a/big.m4s"),
+    ))
+    .unwrap();
+    // The stream is reset (RST_STREAM) at the 2 s send timeout; the
+    // connection and the worker go on.
+    a.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut reset = false;
+    while started.elapsed() < Duration::from_secs(6) && !reset {
+        if let Ok(n) = a.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let mut at = 0;
+        while buf.len() >= at + 9 {
+            let len = (usize::from(buf[at]) << 16)
+                | (usize::from(buf[at + 1]) << 8)
+                | usize::from(buf[at + 2]);
+            if buf.len() < at + 9 + len {
+                break;
+            }
+            reset |= buf[at + 3] == RST_STREAM;
+            at += 9 + len;
+        }
+        buf.drain(..at);
+    }
+    assert!(reset, "no RST_STREAM within 6 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "reset before the send timeout"
+    );
+    still_serves(&e);
+}
