@@ -147,7 +147,10 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
     }
     let engine = Engine::start(config).map_err(|e| e.to_string())?;
     eprintln!("streamgate engine: {summary}");
-    let signal = streamgate_engine::wait_for_termination_signal();
+    let signal = streamgate_engine::wait_for_termination_signal_or(|| match engine.reload() {
+        Ok(()) => eprintln!("streamgate engine: SIGHUP: reloaded"),
+        Err(e) => eprintln!("streamgate engine: SIGHUP: {e}; keeping what was loaded"),
+    });
     eprintln!("streamgate engine: signal {signal}, draining");
     if engine.shutdown() {
         eprintln!("streamgate engine: drained, exiting");

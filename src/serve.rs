@@ -85,7 +85,10 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         "streamgate serve: ready (data in {})",
         file.data_dir.display()
     );
-    let signal = streamgate_engine::wait_for_termination_signal();
+    let signal = streamgate_engine::wait_for_termination_signal_or(|| match engine.reload() {
+        Ok(()) => eprintln!("streamgate serve: SIGHUP: reloaded"),
+        Err(e) => eprintln!("streamgate serve: SIGHUP: {e}; keeping what was loaded"),
+    });
     eprintln!("streamgate serve: signal {signal}, draining");
     let drained = engine.shutdown();
     control.shutdown(Duration::from_secs(5));

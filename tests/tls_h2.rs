@@ -562,3 +562,65 @@ fn a_window_of_zero_is_reset_at_the_send_timeout() {
     );
     still_serves(&e);
 }
+
+#[test]
+fn sighup_reloads_the_certificate_without_losing_a_request() {
+    let s = Scratch::new("h2-reload");
+    let (e, tls, cert) = engine_with_tls(&s, "", |root| {
+        write(&root.join("a/x.m4s"), &pattern(50_000, 2))
+    });
+    let key = cert.with_file_name("key.pem");
+    let url = format!("https://127.0.0.1:{}/v/a/x.m4s", tls.port());
+    let first_ca = s.0.join("first-ca.pem");
+    std::fs::copy(&cert, &first_ca).unwrap();
+    let with_ca = |ca: &Path| curl(&["--http2", "--cacert", ca.to_str().unwrap(), &url]).status;
+    assert_eq!(with_ca(&first_ca), 200);
+    // Load over both protocols while the certificate changes.
+    let json = s.0.join("load.json");
+    let load = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args([
+            "loadtest",
+            "run",
+            "--url",
+            &url,
+            "--insecure",
+            "--http2",
+            "--streams",
+            "4",
+        ])
+        .args(["--connections", "4", "--duration", "4s", "--json"])
+        .arg(&json)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let next = s.0.join("next");
+    std::fs::create_dir_all(&next).unwrap();
+    let (next_cert, next_key) = self_signed(&next);
+    std::fs::copy(&next_cert, &cert).unwrap();
+    std::fs::copy(&next_key, &key).unwrap();
+    // SAFETY: kill(2) on the engine child.
+    unsafe { libc::kill(e.pid(), libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    // New handshakes get the new certificate.
+    assert_eq!(with_ca(&next_cert), 200);
+    assert_ne!(with_ca(&first_ca), 200, "still the old certificate");
+    // A bad file keeps the new one in use.
+    std::fs::write(&cert, "garbage").unwrap();
+    unsafe { libc::kill(e.pid(), libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        with_ca(&next_cert),
+        200,
+        "a bad file replaced a good certificate"
+    );
+    let out = load.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        r["errors"]["total"], 0,
+        "requests lost during the reload: {}",
+        r["errors"]
+    );
+    assert!(r["requests"].as_u64().unwrap() > 100);
+}

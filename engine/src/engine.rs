@@ -59,6 +59,7 @@ pub struct Engine {
     ready: Arc<AtomicBool>,
     grace: Duration,
     jobs: Option<Arc<Runner>>,
+    certs: Option<Arc<crate::tls::CertStore>>,
 }
 
 impl Engine {
@@ -116,10 +117,12 @@ impl Engine {
             )
             .map_err(EngineError::Worker)?;
         }
+        let mut certs = None;
         let tls = match &config.tls {
             Some(t) => {
-                let server =
+                let (server, store) =
                     crate::tls::server_config(&t.cert, &t.key).map_err(EngineError::Tls)?;
+                certs = Some(store);
                 let ktls = crate::tls::ktls();
                 // Said once: bodies over TLS are copied either way today.
                 tracing::info!(
@@ -158,6 +161,7 @@ impl Engine {
             ready,
             grace: config.shutdown_grace,
             jobs,
+            certs,
         };
         for _ in 0..engine.workers.len() {
             match bound_rx.recv() {
@@ -195,6 +199,17 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// What SIGHUP does: reads the TLS certificate and key again. New
+    /// handshakes use the new pair, open connections keep theirs; a bad
+    /// file keeps the old pair, and the error says why.
+    pub fn reload(&self) -> Result<(), EngineError> {
+        if let Some(certs) = &self.certs {
+            certs.reload().map_err(EngineError::Tls)?;
+            tracing::info!("TLS certificate reloaded");
+        }
+        Ok(())
     }
 
     fn stop_now(&self) {

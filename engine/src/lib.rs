@@ -58,4 +58,6 @@ mod worker;
 
 pub use config::{AccessPolicy, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig};
 pub use engine::{Engine, EngineError};
-pub use shutdown::{block_termination_signals, wait_for_termination_signal};
+pub use shutdown::{
+    block_termination_signals, wait_for_termination_signal, wait_for_termination_signal_or,
+};

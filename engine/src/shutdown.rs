@@ -106,13 +106,15 @@ fn termination_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and every thread it
-/// spawns afterwards, so they queue for [`wait_for_termination_signal`]
-/// instead of killing the process mid-response. Call before spawning workers.
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every
+/// thread it spawns afterwards, so they queue for
+/// [`wait_for_termination_signal`] instead of killing the process
+/// mid-response. Call before spawning workers.
 pub fn block_termination_signals() {
     let set = termination_signals();
     // SAFETY: a valid, initialised signal set.
@@ -122,14 +124,25 @@ pub fn block_termination_signals() {
 }
 
 /// Blocks the calling thread until SIGTERM or SIGINT arrives; returns the
-/// signal number.
-pub fn wait_for_termination_signal() -> i32 {
+/// signal number. Each SIGHUP meanwhile calls `on_hup` (a reload) and the
+/// wait goes on.
+pub fn wait_for_termination_signal_or(mut on_hup: impl FnMut()) -> i32 {
     block_termination_signals();
     let set = termination_signals();
-    let mut sig = 0;
-    // SAFETY: valid set and out pointer; sigwait only fails for invalid sets.
-    unsafe {
-        libc::sigwait(&set, &mut sig);
+    loop {
+        let mut sig = 0;
+        // SAFETY: valid set and out pointer; sigwait only fails for invalid sets.
+        unsafe {
+            libc::sigwait(&set, &mut sig);
+        }
+        if sig != libc::SIGHUP {
+            return sig;
+        }
+        on_hup();
     }
-    sig
+}
+
+/// [`wait_for_termination_signal_or`] for a process with nothing to reload.
+pub fn wait_for_termination_signal() -> i32 {
+    wait_for_termination_signal_or(|| {})
 }

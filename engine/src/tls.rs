@@ -13,9 +13,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::ring;
+use std::sync::RwLock;
+
+use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 /// Why a TLS configuration could not be built.
@@ -68,8 +72,12 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// The server configuration for a certificate chain and key (PEM files).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// A certificate chain and key as rustls signs with them, from PEM files.
+fn certified_key(
+    provider: &CryptoProvider,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
         .filter_map(Result::ok)
         .collect();
@@ -78,19 +86,67 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     }
     let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
         .map_err(|_| TlsError::NoKey(key.to_path_buf()))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(TlsError::Rejected)?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(TlsError::Rejected)?;
+    Ok(Arc::new(certified))
+}
+
+/// The certificate new handshakes get; replaced whole by [`CertStore::reload`]
+/// while open connections keep the one they started with.
+#[derive(Debug)]
+pub struct CertStore {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl CertStore {
+    /// Reads the files again; on any error the current certificate stays
+    /// and the error says why.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = certified_key(&self.provider, &self.cert, &self.key)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = fresh;
+        }
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| Arc::clone(&c))
+    }
+}
+
+/// The server configuration for a certificate chain and key (PEM files),
+/// and the store that reloads them.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<ServerConfig>, Arc<CertStore>), TlsError> {
     let provider = Arc::new(ring::default_provider());
+    let store = Arc::new(CertStore {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        current: RwLock::new(certified_key(&provider, cert, key)?),
+        provider: Arc::clone(&provider),
+    });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Rejected)?
         .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(TlsError::Rejected)?;
+        .with_cert_resolver(Arc::clone(&store) as Arc<dyn ResolvesServerCert>);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Resumption: stateless tickets (TLS 1.3 and 1.2), and the default
     // in-memory session cache for clients that ask for ids.
     config.ticketer = ring::Ticketer::new().map_err(TlsError::Rejected)?;
     config.send_tls13_tickets = 2;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), store))
 }
 
 /// Whether this kernel can take TLS records over (kTLS).
