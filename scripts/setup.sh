@@ -8,7 +8,7 @@
 #                             nginx and openssl (the load harness's HTTP/2
 #                             and TLS peer, self-signed), python3-jsonschema
 #                             (its report schema)
-#   scripts/setup.sh --bench  also nginx and wrk for bench/
+#   scripts/setup.sh --bench  also nginx, wrk and h2load (nghttp2-client) for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
 
@@ -26,7 +26,7 @@ for arg in "$@"; do
       # Node.js from Debian unless one is already on the PATH.
       command -v npm >/dev/null || want+=(nodejs npm)
       ;;
-    --bench) want+=(nginx-light wrk) ;;
+    --bench) want+=(nginx-light wrk nghttp2-client openssl) ;;
     --run) ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -12,6 +12,9 @@
 //! `streamgate-bench loadgen` compares `streamgate loadtest run` with `wrk`
 //! on the same nginx: requests per load-generator CPU-second.
 //!
+//! `streamgate-bench tls` compares HTTPS/1.1, HTTP/2 over TLS and new TLS
+//! connections with nginx + OpenSSL, per server CPU-second.
+//!
 //! `streamgate-bench honesty` shows the open-loop tail catching a stalling
 //! server that closed-loop runs (ours, wrk) hide.
 //!
@@ -37,6 +40,7 @@ mod loadgen;
 mod parse;
 mod procstat;
 mod sendpath;
+mod tls;
 mod tokens;
 mod transcode;
 mod viewers;
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Some("loadgen") => {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| loadgen::run(&o))
         }
+        Some("tls") => harness::LoadOptions::parse(&args[1..], 3, 5).and_then(|o| tls::run(&o)),
         Some("honesty") => honesty::Options::parse(&args[1..]).and_then(|o| honesty::run(&o)),
         Some("viewers") => viewers::Options::parse(&args[1..]).and_then(|o| viewers::run(&o)),
         Some("ingest") => ingest::Options::parse(&args[1..]).and_then(|o| ingest::run(&o)),
@@ -99,6 +104,7 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
        streamgate-bench loadgen [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench tls [--rounds N] [--duration SECS] [--connections C] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench honesty [--rate R] [--duration SECS] [--connections C] [--every N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench viewers [--viewers N] [--duration SECS] [--ramp SECS] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench idle [--connections N] [--rounds N] [--streamgate PATH] [--markdown FILE]

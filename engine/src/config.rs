@@ -85,36 +85,8 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
 }
 
-/// HTTP/2 defences (each a configured limit, see `docs/architecture.md`).
-#[derive(Debug, Clone, Copy)]
-pub struct H2Limits {
-    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
-    pub max_concurrent_streams: u32,
-    /// Largest header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE);
-    /// CONTINUATION frames beyond it end the connection.
-    pub max_header_list_size: u32,
-    /// Streams reset by the client before they were answered, pending at
-    /// once, before the connection goes away (Rapid Reset).
-    pub max_pending_accept_reset_streams: usize,
-    /// Streams the server had to reset for the client's errors before the
-    /// connection goes away.
-    pub max_local_error_reset_streams: usize,
-    /// Control frames (SETTINGS, PING, RST_STREAM, WINDOW_UPDATE, PRIORITY)
-    /// a client may send in one second before its connection is closed.
-    pub max_control_frames_per_second: u32,
-}
-
-impl Default for H2Limits {
-    fn default() -> Self {
-        Self {
-            max_concurrent_streams: 100,
-            max_header_list_size: 16 << 10,
-            max_pending_accept_reset_streams: 20,
-            max_local_error_reset_streams: 256,
-            max_control_frames_per_second: 1000,
-        }
-    }
-}
+/// HTTP/2 defences: `net`'s, configured under `[engine.h2]`.
+pub use streamgate_net::http2::Limits as H2Limits;
 
 /// Resumable ingest (tus 1.0) at `/upload/`.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@
 //! - [`response`]: the protocol-neutral response (a head of status and
 //!   fields, a body in memory or a file range), and a per-second cached
 //!   `Date`;
+//! - [`http2`]: the HTTP/2 server configuration and its flood guard;
 //! - [`mime`]: Content-Type for the media types an origin serves;
 //! - [`send`]: writing to a monoio socket, including the zero-copy file path;
 //! - [`client`]: a small blocking client (ingest uploads, test peers).
@@ -22,6 +23,7 @@
 pub mod client;
 pub mod conditional;
 pub mod http1;
+pub mod http2;
 pub mod mime;
 pub mod range;
 pub mod request;

@@ -4,12 +4,13 @@
 //! request model, two codecs. Only the framing differs: no hop-by-hop
 //! headers, bodies as DATA frames under flow control.
 //!
-//! Defences are the h2 crate's, configured from [`H2Limits`]: concurrent
+//! Defences are the h2 crate's, configured from `[engine.h2]`
+//! (`streamgate_net::http2::Limits`): concurrent
 //! streams, header list size (a CONTINUATION flood ends the connection),
 //! streams reset before they were answered (Rapid Reset) and streams reset
 //! for the client's errors; and ours: a client sending more control frames
 //! a second than `max_control_frames_per_second` (SETTINGS, PING floods)
-//! loses the connection ([`guard`]). A stream whose client stops reading is reset at
+//! loses the connection (`streamgate_net::http2::guard`). A stream whose client stops reading is reset at
 //! the send timeout; a connection with no stream open past the idle
 //! timeout, or when the worker drains, gets a GOAWAY.
 
@@ -23,36 +24,10 @@ use streamgate_net::request::{Fields, Method, Request, Version};
 use streamgate_net::response::{Body, ResponseHead};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::config::H2Limits;
 use crate::context::Worker;
 
-mod guard;
-use guard::FloodGuard;
-
-/// Bytes of a file body read and sent per DATA round.
-const CHUNK: usize = 64 << 10;
-
-/// Headers HTTP/2 forbids (RFC 9113 §8.2.2): never sent.
-const HOP_BY_HOP: [&str; 5] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// The server-side builder with the configured limits.
-fn builder(limits: &H2Limits) -> h2::server::Builder {
-    let mut b = h2::server::Builder::new();
-    b.max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(limits.max_header_list_size)
-        .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
-        .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
-        // Request bodies are not served here: a small receive window.
-        .initial_window_size(64 << 10)
-        .max_send_buffer_size(CHUNK * 2);
-    b
-}
+use streamgate_net::http2::guard::FloodGuard;
+use streamgate_net::http2::{server_builder, HOP_BY_HOP, SEND_CHUNK as CHUNK};
 
 /// Serves an HTTP/2 connection until the client goes, an error or a
 /// timeout ends it, or the worker drains.
@@ -61,7 +36,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let io = FloodGuard::new(io, worker.config.h2.max_control_frames_per_second);
-    let handshake = builder(&worker.config.h2).handshake::<_, Bytes>(io);
+    let handshake = server_builder(&worker.config.h2).handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(worker.config.header_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
