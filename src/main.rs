@@ -52,6 +52,9 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// TLS on the engine.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Load-test an origin or a CDN (latency corrected for coordinated
     /// omission).
     #[command(subcommand)]
@@ -81,6 +84,17 @@ struct EngineArgs {
 }
 
 #[derive(Subcommand)]
+enum TlsCommand {
+    /// Make the running engine read its certificate and key again (as
+    /// SIGHUP does): new handshakes use them, open connections keep theirs.
+    Reload {
+        /// Configuration file (the engine's admin address comes from it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Parse and validate a configuration file (environment applied).
     Check {
@@ -101,6 +115,7 @@ fn main() -> ExitCode {
         Command::Transcode(args) => transcode::run(args),
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+        Command::Tls(TlsCommand::Reload { config }) => tls_reload(config.as_deref()),
         Command::Loadtest(command) => loadtest::run_command(command),
     };
     match result {
@@ -109,6 +124,23 @@ fn main() -> ExitCode {
             eprintln!("streamgate: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `streamgate tls reload`: asks the engine's admin listener.
+fn tls_reload(config: Option<&std::path::Path>) -> Result<(), String> {
+    let file = FileConfig::load(config)?;
+    let admin = file.engine_config()?.admin;
+    let reply = streamgate_net::client::Connection::open(admin)
+        .and_then(|mut c| c.send("POST", "/tls/reload", &[], b""))
+        .map_err(|e| format!("cannot reach the engine's admin address {admin}: {e}"))?;
+    let said = String::from_utf8_lossy(&reply.body).trim().to_string();
+    match reply.status {
+        200 => {
+            println!("TLS certificate reloaded");
+            Ok(())
+        }
+        _ => Err(format!("the engine did not reload: {said}")),
     }
 }
 

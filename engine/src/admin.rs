@@ -1,4 +1,6 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/jobs`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/jobs`, and
+//! `POST /tls/reload` (what `streamgate tls reload` calls; SIGHUP does the
+//! same).
 //!
 //! It runs on its own plain thread, off the worker cores' rings: scrapes are
 //! rare, and a slow scraper must never take a serving core's time.
@@ -24,6 +26,7 @@ pub fn start(
     ready: Arc<AtomicBool>,
     drain: Drain,
     jobs: Option<Arc<Runner>>,
+    certs: Option<Arc<crate::tls::CertStore>>,
 ) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     let state = State {
@@ -31,6 +34,7 @@ pub fn start(
         ready,
         drain,
         jobs,
+        certs,
     };
     std::thread::Builder::new()
         .name("sg-admin".into())
@@ -49,6 +53,7 @@ struct State {
     ready: Arc<AtomicBool>,
     drain: Drain,
     jobs: Option<Arc<Runner>>,
+    certs: Option<Arc<crate::tls::CertStore>>,
 }
 
 fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Result<()> {
@@ -81,6 +86,22 @@ fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Re
 }
 
 fn route(req: &request::Request<'_>, state: &State) -> (u16, &'static str, String) {
+    if req.method == Method::Post && req.target == b"/tls/reload" {
+        return match &state.certs {
+            None => (404, "text/plain", "no TLS listener\n".into()),
+            Some(certs) => match certs.reload() {
+                Ok(()) => {
+                    tracing::info!("TLS certificate reloaded (admin)");
+                    (200, "text/plain", "reloaded\n".into())
+                }
+                Err(e) => (
+                    422,
+                    "text/plain",
+                    format!("{e}; keeping the loaded certificate\n"),
+                ),
+            },
+        };
+    }
     if !matches!(req.method, Method::Get | Method::Head) {
         return (405, "text/plain", "method not allowed\n".into());
     }

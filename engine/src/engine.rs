@@ -82,12 +82,31 @@ impl Engine {
             Some(j) => Some(Arc::new(Runner::start(j).map_err(EngineError::Jobs)?)),
             None => None,
         };
+        let mut certs = None;
+        let tls = match &config.tls {
+            Some(t) => {
+                let (server, store) =
+                    crate::tls::server_config(&t.cert, &t.key).map_err(EngineError::Tls)?;
+                certs = Some(store);
+                let ktls = crate::tls::ktls();
+                // Said once: bodies over TLS are copied either way today.
+                tracing::info!(
+                    listen = %t.listen,
+                    ktls = ?ktls,
+                    "TLS listener: rustls in userspace (bodies copied)"
+                );
+                telemetry::ktls(ktls == crate::tls::Ktls::Available);
+                Some(server)
+            }
+            None => None,
+        };
         admin::start(
             config.admin,
             metrics,
             Arc::clone(&ready),
             drain.clone(),
             jobs.clone(),
+            certs.clone(),
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
@@ -117,24 +136,6 @@ impl Engine {
             )
             .map_err(EngineError::Worker)?;
         }
-        let mut certs = None;
-        let tls = match &config.tls {
-            Some(t) => {
-                let (server, store) =
-                    crate::tls::server_config(&t.cert, &t.key).map_err(EngineError::Tls)?;
-                certs = Some(store);
-                let ktls = crate::tls::ktls();
-                // Said once: bodies over TLS are copied either way today.
-                tracing::info!(
-                    listen = %t.listen,
-                    ktls = ?ktls,
-                    "TLS listener: rustls in userspace (bodies copied)"
-                );
-                telemetry::ktls(ktls == crate::tls::Ktls::Available);
-                Some(server)
-            }
-            None => None,
-        };
         let (bound_tx, bound_rx) = mpsc::channel();
         let mut workers = Vec::new();
         for index in 0..config.worker_count() {
