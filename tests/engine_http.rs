@@ -728,8 +728,16 @@ fn admin_endpoints() {
     assert_eq!(common::try_get(e.admin, "/healthz").unwrap().status, 200);
     assert_eq!(common::try_get(e.admin, "/readyz").unwrap().status, 200);
     assert_eq!(common::try_get(e.admin, "/nope").unwrap().status, 404);
-    assert!(e.metric("streamgate_http_requests_total{method=\"GET\",status=\"200\"}") >= 1.0);
-    assert!(e.metric("streamgate_http_requests_total{method=\"GET\",status=\"404\"}") >= 1.0);
+    assert!(
+        e.metric(
+            "streamgate_http_requests_total{method=\"GET\",status=\"200\",protocol=\"http1\"}"
+        ) >= 1.0
+    );
+    assert!(
+        e.metric(
+            "streamgate_http_requests_total{method=\"GET\",status=\"404\",protocol=\"http1\"}"
+        ) >= 1.0
+    );
     assert!(e.metric("streamgate_http_response_bytes_total") > 0.0);
     assert!(e.metric("streamgate_http_request_duration_seconds_count") >= 2.0);
     let text = String::from_utf8(common::try_get(e.admin, "/metrics").unwrap().body).unwrap();

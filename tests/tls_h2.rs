@@ -182,8 +182,14 @@ fn tls_and_h2_serve_what_http1_serves() {
             401 | 403
         ));
     }
-    assert!(e.metric("streamgate_tls_connections_total{protocol=\"h2\"}") >= 1.0);
-    assert!(e.metric("streamgate_tls_connections_total{protocol=\"http1\"}") >= 1.0);
+    assert!(e.metric("streamgate_tls_connections_total{protocol=\"h2\",version=\"1.3\"}") >= 1.0);
+    assert!(
+        e.metric("streamgate_tls_connections_total{protocol=\"http1\",version=\"1.3\"}") >= 1.0
+    );
+    assert!(
+        e.metric("streamgate_http_requests_total{method=\"GET\",status=\"200\",protocol=\"h2\"}")
+            >= 2.0
+    );
     assert_eq!(
         e.metric("streamgate_ktls_available"),
         0.0,

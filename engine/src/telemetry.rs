@@ -53,7 +53,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?;
     describe_counter!(
         name::REQUESTS,
-        "HTTP requests answered, by method and status"
+        "HTTP requests answered, by method, status and protocol (http1, h2)"
     );
     describe_counter!(
         name::BYTES_SENT,
@@ -103,7 +103,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(
         name::TLS_CONNECTIONS,
-        "TLS connections whose handshake completed, by the protocol ALPN chose (h2, http1)"
+        "TLS connections whose handshake completed, by the protocol ALPN chose (h2, http1) and TLS version"
     );
     describe_counter!(
         name::TLS_HANDSHAKE_FAILURES,
@@ -133,8 +133,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// A TLS connection past its handshake (rare next to requests: straight
 /// to the recorder).
-pub fn tls_connection(protocol: &'static str) {
-    counter!(name::TLS_CONNECTIONS, "protocol" => protocol).increment(1);
+pub fn tls_connection(protocol: &'static str, version: &'static str) {
+    counter!(name::TLS_CONNECTIONS, "protocol" => protocol, "version" => version).increment(1);
 }
 
 /// A failed TLS handshake.
@@ -165,7 +165,7 @@ pub fn upload_connections(open: usize) {
 /// One worker's counters since the last flush.
 #[derive(Default)]
 pub struct WorkerStats {
-    requests: HashMap<(&'static str, u16), u64>,
+    requests: HashMap<(&'static str, &'static str, u16), u64>,
     bytes_sent: u64,
     durations: Vec<f64>,
     open_connections: i64,
@@ -181,9 +181,16 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
-    /// Records one answered request.
-    pub fn request(&mut self, method: &'static str, status: u16, bytes: u64, seconds: f64) {
-        *self.requests.entry((method, status)).or_default() += 1;
+    /// Records one answered request (`protocol`: `http1` or `h2`).
+    pub fn request(
+        &mut self,
+        protocol: &'static str,
+        method: &'static str,
+        status: u16,
+        bytes: u64,
+        seconds: f64,
+    ) {
+        *self.requests.entry((protocol, method, status)).or_default() += 1;
         self.bytes_sent += bytes;
         self.durations.push(seconds);
     }
@@ -229,9 +236,14 @@ impl WorkerStats {
 
     /// Moves everything recorded so far into the global recorder.
     pub fn flush(&mut self) {
-        for ((method, status), n) in self.requests.drain() {
-            counter!(name::REQUESTS, "method" => method, "status" => status.to_string())
-                .increment(n);
+        for ((protocol, method, status), n) in self.requests.drain() {
+            counter!(
+                name::REQUESTS,
+                "method" => method,
+                "status" => status.to_string(),
+                "protocol" => protocol
+            )
+            .increment(n);
         }
         for (reason, n) in self.tokens_rejected.drain() {
             counter!(name::TOKENS_REJECTED, "reason" => reason).increment(n);

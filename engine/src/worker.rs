@@ -312,8 +312,14 @@ async fn serve_tls(stream: TcpStream, worker: &Rc<Worker>, acceptor: tokio_rustl
             return;
         }
     };
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    telemetry::tls_connection(if h2 { "h2" } else { "http1" });
+    let session = tls.get_ref().1;
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "other",
+    };
+    telemetry::tls_connection(if h2 { "h2" } else { "http1" }, version);
     if h2 {
         http2::serve(tls, Rc::clone(worker)).await;
     } else {

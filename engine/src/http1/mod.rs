@@ -185,6 +185,7 @@ pub(crate) async fn finish<T: Transport>(
     let sent = send_timed(transport, worker, &out, body).await;
     worker.return_buffer(out);
     worker.stats.borrow_mut().request(
+        "http1",
         counted.method,
         counted.status,
         sent.as_ref().copied().unwrap_or(0),
@@ -253,6 +254,7 @@ async fn reply_and_close<T: Transport>(transport: &T, worker: &Worker, status: u
     let sent = send_timed(transport, worker, &out, &body).await;
     worker.return_buffer(out);
     worker.stats.borrow_mut().request(
+        "http1",
         "-",
         status,
         sent.unwrap_or(0),

@@ -169,7 +169,7 @@ fn count(worker: &Worker, method: &'static str, status: u16, bytes: u64, started
     worker
         .stats
         .borrow_mut()
-        .request(method, status, bytes, started.elapsed().as_secs_f64());
+        .request("h2", method, status, bytes, started.elapsed().as_secs_f64());
 }
 
 fn status_only(status: u16) -> Response<()> {
