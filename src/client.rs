@@ -15,7 +15,7 @@ pub struct Operator {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
     authorization: MetadataValue<tonic::metadata::Ascii>,
-    endpoint: String,
+    endpoint: streamgate_engine::ControlEndpoint,
 }
 
 impl Operator {
@@ -37,12 +37,10 @@ impl Operator {
             .build()
             .map_err(|e| e.to_string())?;
         let channel = runtime.block_on(async {
-            tonic::transport::Endpoint::from_shared(endpoint.clone())
-                .map(|e| {
-                    e.connect_timeout(std::time::Duration::from_secs(3))
-                        .connect_lazy()
-                })
-                .map_err(|e| format!("control endpoint {endpoint}: {e}"))
+            streamgate_api::control_endpoint(&endpoint.url, endpoint.ca.as_deref()).map(|e| {
+                e.connect_timeout(std::time::Duration::from_secs(3))
+                    .connect_lazy()
+            })
         })?;
         Ok(Self {
             runtime,

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use streamgate_control_plane::{ChainConfig, ControlConfig};
+use streamgate_control_plane::{ChainConfig, ControlConfig, TlsFiles};
 use streamgate_engine::{
-    AccessPolicy, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
+    AccessPolicy, ControlEndpoint, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
 };
 
 /// The whole file.
@@ -51,6 +51,17 @@ pub struct ControlSection {
     session_ttl: Option<ConfigDuration>,
     playback_ttl: Option<ConfigDuration>,
     playback_max_ttl: Option<ConfigDuration>,
+    tls: Option<ControlTlsSection>,
+}
+
+/// `[control.tls]`: the control plane's certificate (both listeners), and
+/// the CA its clients (engines, the CLI) verify it with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlTlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 /// `[chains.<id>]`
@@ -159,7 +170,7 @@ impl FileConfig {
     }
 
     /// Where clients reach the control plane's gRPC listener.
-    pub fn control_endpoint(&self) -> Result<String, String> {
+    pub fn control_endpoint(&self) -> Result<ControlEndpoint, String> {
         let mut addr = self
             .control
             .grpc
@@ -167,7 +178,16 @@ impl FileConfig {
         if addr.ip().is_unspecified() {
             addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
-        Ok(format!("http://{addr}"))
+        let tls = self.control.tls.as_ref();
+        let scheme = if tls.is_some_and(|t| t.cert.is_some()) {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(ControlEndpoint {
+            url: format!("{scheme}://{addr}"),
+            ca: tls.and_then(|t| t.ca.clone()),
+        })
     }
 
     /// The control plane's configuration.
@@ -175,6 +195,14 @@ impl FileConfig {
         let mut c = ControlConfig::new(self.data_dir.clone());
         c.assets_root = self.engine_root();
         let s = &self.control;
+        c.tls = match s.tls.as_ref().map(|t| (&t.cert, &t.key)) {
+            None | Some((None, None)) => None,
+            Some((Some(cert), Some(key))) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            Some(_) => return Err("control.tls needs both cert and key".into()),
+        };
         if let Some(v) = s.grpc {
             c.grpc = v;
         }

@@ -630,3 +630,61 @@ fn sighup_reloads_the_certificate_without_losing_a_request() {
     );
     assert!(r["requests"].as_u64().unwrap() > 100);
 }
+
+#[test]
+fn the_control_plane_speaks_tls_and_its_clients_verify_it() {
+    let s = Scratch::new("control-tls");
+    let (cert, key) = self_signed(&s.0);
+    let e = Engine::start_with(
+        Options {
+            open: false,
+            sections_toml: format!(
+                "[control.tls]\ncert = \"{0}\"\nkey = \"{1}\"\nca = \"{0}\"\n",
+                cert.display(),
+                key.display()
+            ),
+            ..Options::default()
+        },
+        |dir| {
+            write(&dir.join("film/master.m3u8"), b"#EXTM3U\n");
+            write(&dir.join("film/x.m4s"), b"x");
+        },
+    );
+    // The CLI imported the asset over gRPC on TLS (Engine::start_with) and
+    // lists it; the engine learnt it is open over TLS too.
+    let (listed, _) = e.cli_with_stderr(&["asset", "list"], &[]);
+    assert!(listed.contains("film"), "{listed}");
+    e.wait_status("/v/film/x.m4s", 200);
+    // The JSON API is HTTPS, verified with the same CA.
+    let api = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("https://127.0.0.1:{}/api/v1/assets", e.http.port()),
+    ]);
+    assert_eq!(api.status, 200);
+    assert!(String::from_utf8_lossy(&api.body).contains("film"));
+    // Plain HTTP to it gets nowhere.
+    let plain = curl(&[&format!("http://127.0.0.1:{}/api/v1/assets", e.http.port())]);
+    assert_ne!(plain.status, 200);
+    // A client that trusts another CA refuses the control plane, and says so.
+    let other = s.0.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (other_ca, _) = self_signed(&other);
+    let config = std::fs::read_to_string(e.config_path()).unwrap().replace(
+        &format!("ca = \"{}\"", cert.display()),
+        &format!("ca = \"{}\"", other_ca.display()),
+    );
+    let wrong = s.0.join("wrong-ca.toml");
+    std::fs::write(&wrong, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["asset", "list", "--config"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "listed with the wrong CA");
+    assert!(
+        said.contains("certificate") || said.contains("UnknownIssuer"),
+        "{said}"
+    );
+}

@@ -18,3 +18,29 @@ pub const AUTHORIZATION: &str = "authorization";
 mod error;
 
 pub use error::{ErrorCode, ERROR_CODE_METADATA};
+
+/// A channel endpoint for the control plane at `url`: `http://…` plain,
+/// `https://…` verified against the PEM CA file `ca` (the operator's CA,
+/// `[control.tls] ca`) or, without one, the system's trusted roots.
+pub fn control_endpoint(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<tonic::transport::Endpoint, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("control endpoint {url:?}: {e}"))?;
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let mut tls = tonic::transport::ClientTlsConfig::new();
+    tls = match ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the control plane CA {}: {e}", path.display()))?;
+            tls.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        }
+        None => tls.with_native_roots(),
+    };
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| format!("control endpoint {url:?}: {e}"))
+}

@@ -58,6 +58,18 @@ pub struct ControlConfig {
     /// Off inside `streamgate serve`, where the engine's admin listener
     /// serves one recorder for the whole process.
     pub own_metrics: bool,
+    /// TLS for both listeners (`[control.tls]`): the certificate chain and
+    /// key, PEM.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its key (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 impl ControlConfig {
@@ -81,6 +93,7 @@ impl ControlConfig {
             playback_ttl: Duration::from_secs(4 * 3600),
             playback_max_ttl: Duration::from_secs(24 * 3600),
             own_metrics: true,
+            tls: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 
-pub use config::{ChainConfig, ControlConfig};
+pub use config::{ChainConfig, ControlConfig, TlsFiles};
 pub use server::{ControlPlane, StartError};

@@ -28,6 +28,8 @@ pub enum StartError {
     Config(String),
     /// A listener could not bind.
     Bind(SocketAddr, std::io::Error),
+    /// The TLS certificate or key could not be used.
+    Tls(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -38,6 +40,7 @@ impl std::fmt::Display for StartError {
             Self::Secrets(e) => write!(f, "{e}"),
             Self::Config(e) => write!(f, "configuration: {e}"),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -92,6 +95,10 @@ impl ControlPlane {
             signing_key: (!had_key).then(|| config.keys_dir()),
         };
         let (grpc_addr, http_addr) = (config.grpc, config.http);
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::Identity::load(files).map_err(StartError::Tls)?),
+            None => None,
+        };
         let (service, grpc_listener, http_listener) = runtime.block_on(async {
             let store = Store::open(&config.database)
                 .await
@@ -114,8 +121,14 @@ impl ControlPlane {
 
         let services = Grpc(Arc::clone(&service));
         let mut until = stopped.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(identity) = &tls {
+            builder = builder
+                .tls_config(identity.grpc())
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+        }
         tasks.push(runtime.spawn(async move {
-            let result = tonic::transport::Server::builder()
+            let result = builder
                 .add_service(pb::assets_server::AssetsServer::new(services.clone()))
                 .add_service(pb::auth_server::AuthServer::new(services.clone()))
                 .add_service(pb::access_server::AccessServer::new(services.clone()))
@@ -136,16 +149,27 @@ impl ControlPlane {
 
         let router = crate::http::router(Arc::clone(&service), metrics);
         let mut until = stopped.clone();
-        tasks.push(runtime.spawn(async move {
-            let result = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = until.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "HTTP server stopped");
+        match &tls {
+            None => tasks.push(runtime.spawn(async move {
+                let result = axum::serve(http_listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = until.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            })),
+            Some(identity) => {
+                let acceptor = identity.acceptor().map_err(StartError::Tls)?;
+                tasks.push(runtime.spawn(crate::tls::serve_https(
+                    http_listener,
+                    acceptor,
+                    router,
+                    until,
+                )));
             }
-        }));
+        }
 
         let mut until = stopped;
         tasks.push(runtime.spawn(async move {

@@ -56,10 +56,10 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// The transcode job runner; `None` runs no jobs.
     pub jobs: Option<JobsConfig>,
-    /// The control plane's gRPC endpoint (`http://host:port`), polled for
-    /// public keys, revocations and open assets; `None` refuses every `/p/`
-    /// request and serves `/v/` only with [`AccessPolicy::Open`].
-    pub control: Option<String>,
+    /// The control plane's gRPC endpoint, polled for public keys,
+    /// revocations and open assets; `None` refuses every `/p/` request and
+    /// serves `/v/` only with [`AccessPolicy::Open`].
+    pub control: Option<ControlEndpoint>,
     /// How often the control plane is polled.
     pub control_poll: Duration,
     /// Resumable uploads at `/upload/` (needs `control` and `jobs`).
@@ -70,6 +70,22 @@ pub struct EngineConfig {
     pub h2c: bool,
     /// HTTP/2 limits, on TLS and h2c alike.
     pub h2: H2Limits,
+}
+
+/// Where the control plane's gRPC listener is, and how to trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlEndpoint {
+    /// `http://host:port`, or `https://host:port` when `[control.tls]` is set.
+    pub url: String,
+    /// The CA (PEM) that signed the control plane's certificate
+    /// (`[control.tls] ca`); without it, the system's roots.
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Display for ControlEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 /// The TLS listener.

@@ -72,13 +72,13 @@ impl std::error::Error for ControlError {}
 /// its connection task, so it is made inside `runtime`.
 pub fn lazy_channel(
     runtime: &tokio::runtime::Runtime,
-    endpoint: &str,
+    endpoint: &crate::config::ControlEndpoint,
     timeout: Duration,
 ) -> std::io::Result<Channel> {
     let _context = runtime.enter();
     Ok(
-        tonic::transport::Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| std::io::Error::other(format!("control endpoint {endpoint:?}: {e}")))?
+        streamgate_api::control_endpoint(&endpoint.url, endpoint.ca.as_deref())
+            .map_err(std::io::Error::other)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .connect_lazy(),
@@ -96,7 +96,10 @@ impl ControlClient {
     /// A lazy connection to `endpoint`, authorized by the token in
     /// `token_path` (read per call, so a token created after the engine
     /// started is picked up).
-    pub fn new(endpoint: &str, token_path: PathBuf) -> std::io::Result<Self> {
+    pub fn new(
+        endpoint: &crate::config::ControlEndpoint,
+        token_path: PathBuf,
+    ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sg-control-client")

@@ -56,7 +56,9 @@ pub mod tls;
 mod transport;
 mod worker;
 
-pub use config::{AccessPolicy, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig};
+pub use config::{
+    AccessPolicy, ControlEndpoint, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
+};
 pub use engine::{Engine, EngineError};
 pub use shutdown::{
     block_termination_signals, wait_for_termination_signal, wait_for_termination_signal_or,

@@ -27,7 +27,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 /// current state when the control plane is up, then keeps polling every
 /// `interval` on a thread of its own.
 pub fn start(
-    endpoint: String,
+    endpoint: crate::config::ControlEndpoint,
     interval: Duration,
     shared: Arc<SharedAccess>,
     assets: Arc<dyn AssetStore>,
@@ -39,7 +39,7 @@ pub fn start(
     let mut poller = Poller {
         shared,
         assets,
-        endpoint,
+        endpoint: endpoint.url,
         version: String::new(),
         failing: false,
     };
