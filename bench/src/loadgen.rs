@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::harness::{free_port, median, record, start_nginx, LoadOptions};
+use crate::procstat;
 use crate::wrk::{self, WrkResult};
 
 /// Runs the benchmark and prints (and optionally records) the table.
@@ -36,13 +37,13 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
         for round in 0..o.rounds {
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for i in order {
-                let before = children_cpu();
+                let before = procstat::children_cpu();
                 let requests = if i == 0 {
                     wrk::run(&url, 1, o.connections, o.seconds)?.requests
                 } else {
                     ours(o, &url, &dir)?
                 };
-                let cpu = (children_cpu() - before).max(0.001);
+                let cpu = (procstat::children_cpu() - before).max(0.001);
                 per_cpu[i].push(requests / cpu);
             }
         }
@@ -125,16 +126,4 @@ pub fn loadtest_run(
         p99_ms: number(&v["latency_ms"]["p99"]),
         errors: number(&v["errors"]["total"]),
     })
-}
-
-/// CPU seconds (user + system) of every child this process has waited for.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

@@ -74,3 +74,16 @@ pub fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
     }
     ticks as f64 / ticks_per_second()
 }
+
+/// CPU seconds (user + system) of every child this process has waited for
+/// (a load generator run to completion).
+pub fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}

@@ -7,7 +7,6 @@
 //! handshakes, and resumed ones).
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{
@@ -40,7 +39,7 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
         let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + i / 255) as u8).collect();
         std::fs::write(root.join("a").join(name), bytes).map_err(|e| e.to_string())?;
     }
-    let (cert, key) = certificate(&dir)?;
+    let (cert, key) = streamgate_testkit::tls::self_signed(&dir)?;
     let (nginx_plain, nginx_tls, engine_plain, engine_tls) =
         (free_port(), free_port(), free_port(), free_port());
     let site = format!(
@@ -177,33 +176,6 @@ fn row(report: &mut String, label: &str, per_cpu: [Vec<f64>; 2]) {
         "| {label} | {n:.0} | {s:.0} | {:.2}× |",
         s / n.max(1e-9)
     );
-}
-
-/// An ECDSA P-256 certificate for 127.0.0.1, made by the openssl CLI.
-fn certificate(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .map_err(|e| format!("cannot run openssl (scripts/setup.sh --bench): {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok((cert, key))
 }
 
 /// Requests h2load completed in `seconds`.

@@ -55,18 +55,6 @@ fn rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// CPU seconds of every child this process has waited for.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
 /// Runs the benchmark and prints (and optionally records) the table.
 pub fn run(o: &Options) -> Result<(), String> {
     let dir = std::env::current_dir()
@@ -96,7 +84,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     )?;
     let json = dir.join("viewers.json");
     let result = (|| -> Result<String, String> {
-        let cpu_before = children_cpu();
+        let cpu_before = procstat::children_cpu();
         let engine_before = procstat::cpu_seconds(engine.id());
         let mut child = Command::new(&o.streamgate)
             .args(["loadtest", "viewers"])
@@ -132,7 +120,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         if !status.success() {
             return Err(format!("loadtest viewers failed: {status}"));
         }
-        let cpu = children_cpu() - cpu_before;
+        let cpu = procstat::children_cpu() - cpu_before;
         let engine_cpu = procstat::cpu_seconds(engine.id()) - engine_before;
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).map_err(|e| e.to_string())?)

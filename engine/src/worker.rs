@@ -122,19 +122,7 @@ async fn serve(spawn: Spawn) {
         monoio::spawn(accept_tls(listener, Rc::clone(&worker), acceptor));
     }
 
-    let mut drained = std::pin::pin!(worker.drain.wait());
-    loop {
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = drained.as_mut() => break,
-        };
-        let Ok((stream, _peer)) = accepted else {
-            // EMFILE and friends: back off briefly instead of spinning.
-            monoio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        admit(stream, &worker);
-    }
+    accept_until_drained(&listener, &worker, |stream| admit(stream, &worker)).await;
     // Stop accepting: closing the listener lets the kernel steer new
     // connections to workers still listening (or refuse them).
     drop(listener);
@@ -258,6 +246,27 @@ async fn accept_tls(
     worker: Rc<Worker>,
     acceptor: tokio_rustls::TlsAcceptor,
 ) {
+    accept_until_drained(&listener, &worker, |stream| {
+        let _ = stream.set_nodelay(true);
+        let mut stats = worker.stats.borrow_mut();
+        if stats.open_connections() >= worker.max_connections {
+            stats.rejected();
+            return; // dropped: no plaintext 503 inside a TLS port
+        }
+        stats.connection(1);
+        drop(stats);
+        monoio::spawn(tls_connection(stream, Rc::clone(&worker), acceptor.clone()));
+    })
+    .await;
+}
+
+/// Accepts on `listener` until the worker drains, handing each connection
+/// to `on_accept`.
+async fn accept_until_drained(
+    listener: &TcpListener,
+    worker: &Worker,
+    mut on_accept: impl FnMut(TcpStream),
+) {
     let mut drained = std::pin::pin!(worker.drain.wait());
     loop {
         let accepted = monoio::select! {
@@ -265,19 +274,11 @@ async fn accept_tls(
             _ = drained.as_mut() => break,
         };
         let Ok((stream, _peer)) = accepted else {
+            // EMFILE and friends: back off briefly instead of spinning.
             monoio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        {
-            let mut stats = worker.stats.borrow_mut();
-            if stats.open_connections() >= worker.max_connections {
-                stats.rejected();
-                continue; // dropped: no plaintext 503 inside a TLS port
-            }
-            stats.connection(1);
-        }
-        monoio::spawn(tls_connection(stream, Rc::clone(&worker), acceptor.clone()));
+        on_accept(stream);
     }
 }
 
