@@ -106,7 +106,7 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench loadgen [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench tls [--rounds N] [--duration SECS] [--connections C] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench honesty [--rate R] [--duration SECS] [--connections C] [--every N] [--streamgate PATH] [--markdown FILE]
-       streamgate-bench viewers [--viewers N] [--duration SECS] [--ramp SECS] [--threads T] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench viewers [--viewers N] [--duration SECS] [--ramp SECS] [--media SECS] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench idle [--connections N] [--rounds N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench ingest [--rounds N] [--mib M] [--streamgate PATH] [--markdown FILE]
        streamgate-bench parse [--markdown FILE]";

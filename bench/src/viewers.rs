@@ -16,18 +16,21 @@ pub struct Options {
     viewers: usize,
     seconds: u64,
     ramp: u64,
+    /// Seconds of media in the ladder (default: as long as the run).
+    media: Option<u64>,
     threads: usize,
     streamgate: std::path::PathBuf,
     markdown: Option<std::path::PathBuf>,
 }
 
 impl Options {
-    /// Parses `--viewers --duration --ramp --threads --streamgate --markdown`.
+    /// Parses `--viewers --duration --ramp --media --threads --streamgate --markdown`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut o = Self {
             viewers: 10_000,
             seconds: 120,
             ramp: 30,
+            media: None,
             threads: 2,
             streamgate: "target/release/streamgate".into(),
             markdown: None,
@@ -37,6 +40,7 @@ impl Options {
                 "--viewers" => o.viewers = number(flag, value)?,
                 "--duration" => o.seconds = number(flag, value)?,
                 "--ramp" => o.ramp = number(flag, value)?,
+                "--media" => o.media = Some(number(flag, value)?),
                 "--threads" => o.threads = number(flag, value)?,
                 "--streamgate" => o.streamgate = value.into(),
                 "--markdown" => o.markdown = Some(value.into()),
@@ -64,7 +68,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     let root = dir.join("root");
     // 64/128/256 kbit/s, 2-s segments, as long as the run: each viewer
     // watches once, from its start to the end.
-    let segments = (o.seconds / 2 + 2) as usize;
+    let segments = (o.media.unwrap_or(o.seconds) / 2 + 2) as usize;
     streamgate_testkit::ladder::write(
         &root.join("film"),
         &[("64k", 64), ("128k", 128), ("256k", 256)],
@@ -135,9 +139,9 @@ pub fn run(o: &Options) -> Result<(), String> {
         let mut report = String::new();
         let _ = writeln!(
             report,
-            "Command: `target/release/streamgate-bench viewers --viewers {} --duration {} --ramp {}`  \n\
+            "Command: `target/release/streamgate-bench viewers --viewers {} --duration {} --ramp {} --media {}`  \n\
              {} viewers ramped over {} s against `streamgate engine` ({} threads) on this 2-core VM, \
-             synthetic ladder of 64/128/256 kbit/s in 2-s segments, throughput ABR, real time.\n\n\
+             synthetic ladder of 64/128/256 kbit/s in 2-s segments ({} s of media), throughput ABR, real time.\n\n\
              | figure | value |\n|---|---:|\n\
              | viewer-seconds simulated | {:.0} |\n\
              | harness CPU | {:.1} s |\n\
@@ -153,9 +157,11 @@ pub fn run(o: &Options) -> Result<(), String> {
             o.viewers,
             o.seconds,
             o.ramp,
+            o.media.unwrap_or(o.seconds),
             o.viewers,
             o.ramp,
             o.threads,
+            o.media.unwrap_or(o.seconds),
             viewer_seconds,
             cpu,
             cpu * 1000.0 / viewer_seconds.max(1.0),

@@ -36,8 +36,8 @@ pub enum Source {
     /// An HLS media playlist, loaded when the track is first played (and
     /// again for live).
     Playlist(String),
-    /// Already known (DASH, or an HLS media playlist given directly).
-    Known(Track),
+    /// Already known (DASH), shared by every viewer of the manifest.
+    Known(std::rc::Rc<Track>),
 }
 
 /// A track's segments.
@@ -259,10 +259,10 @@ fn dash(text: &[u8], path: &str) -> Result<Presentation, LoadError> {
                 renditions.push(Rendition {
                     name: r.id.clone().unwrap_or_default(),
                     bandwidth: r.bandwidth.unwrap_or(0),
-                    source: Source::Known(track),
+                    source: Source::Known(std::rc::Rc::new(track)),
                 });
             } else if audio.is_none() {
-                audio = Some(Source::Known(track));
+                audio = Some(Source::Known(std::rc::Rc::new(track)));
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod abr;
 pub mod manifest;
 mod player;
 pub mod report;
+mod shared;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -12,12 +12,14 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::abr::Abr;
 use super::manifest::{self, Part, Presentation, Source, Track};
 use super::report::{States, ViewerTally};
+use super::shared;
 use super::{Live, Shared, TokenFormat};
 use crate::client::{Conn, Connector, Fetch};
 use crate::report::{failure_name, Outcome};
@@ -154,7 +156,7 @@ impl Viewer<'_> {
             None => o.target.path.clone(),
         };
         let text = self.text(&manifest_path).await?;
-        let presentation: Presentation = manifest::parse(&text, &manifest_path)
+        let presentation: Rc<Presentation> = shared::presentation(&text, &manifest_path)
             .map_err(|_| Failure::Manifest("manifest".into()))?;
         let bitrates: Vec<u64> = presentation
             .renditions
@@ -162,7 +164,7 @@ impl Viewer<'_> {
             .map(|r| r.bandwidth)
             .collect();
         let mut abr = Abr::new(o.abr, &bitrates, o.buffer_s);
-        let mut tracks: Vec<Option<Track>> = vec![None; presentation.renditions.len()];
+        let mut tracks: Vec<Option<Rc<Track>>> = vec![None; presentation.renditions.len()];
         let mut inits: Vec<bool> = vec![false; presentation.renditions.len()];
         let mut audio = match &presentation.audio {
             Some(source) => Some(self.track(source, None).await?),
@@ -371,15 +373,19 @@ impl Viewer<'_> {
     }
 
     /// A track's segments: known, or its HLS playlist (re)loaded.
-    async fn track(&mut self, source: &Source, old: Option<Track>) -> Result<Track, Failure> {
+    async fn track(
+        &mut self,
+        source: &Source,
+        old: Option<Rc<Track>>,
+    ) -> Result<Rc<Track>, Failure> {
         match source {
-            Source::Known(t) => Ok(old.unwrap_or_else(|| t.clone())),
+            Source::Known(t) => Ok(old.unwrap_or_else(|| Rc::clone(t))),
             Source::Playlist(path) => {
-                if let Some(t) = old.as_ref().filter(|t| t.ended) {
-                    return Ok(t.clone());
+                if let Some(t) = old.filter(|t| t.ended) {
+                    return Ok(t);
                 }
                 let text = self.text(path).await?;
-                manifest::media_playlist(&text, path)
+                shared::media_playlist(&text, path)
                     .map_err(|_| Failure::Manifest("manifest".into()))
             }
         }
