@@ -469,6 +469,10 @@ fn rapid_reset_gets_a_goaway_and_others_are_served() {
         assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
     }
     still_serves(&e);
+    assert!(
+        e.metric("streamgate_h2_connection_errors_total") >= 1.0,
+        "the attack is counted"
+    );
 }
 
 #[test]

@@ -30,6 +30,8 @@ mod name {
     pub const TLS_CONNECTIONS: &str = "streamgate_tls_connections_total";
     pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_tls_handshake_failures_total";
     pub const KTLS: &str = "streamgate_ktls_available";
+    pub const H2_GOAWAYS: &str = "streamgate_h2_goaways_total";
+    pub const H2_CONNECTION_ERRORS: &str = "streamgate_h2_connection_errors_total";
 }
 
 /// Installs the global Prometheus recorder (once per process) and returns
@@ -109,6 +111,16 @@ pub fn install() -> Result<PrometheusHandle, String> {
         name::TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed, by reason (timeout, closed, alert_received, no_alpn, …)"
     );
+    describe_counter!(
+        name::H2_GOAWAYS,
+        "Graceful HTTP/2 GOAWAYs sent, by reason (idle, draining)"
+    );
+    describe_counter!(
+        name::H2_CONNECTION_ERRORS,
+        "HTTP/2 connections ended by an error, by what ended them (enhance_your_calm, protocol_error, \
+         compression_error, frame_size_error: a GOAWAY we sent; io: the flood guard or the socket; peer: \
+         the client's GOAWAY or reset)"
+    );
     describe_gauge!(
         name::KTLS,
         "1 when the kernel can take TLS records over (kTLS); TLS runs in userspace either way today"
@@ -140,6 +152,16 @@ pub fn tls_connection(protocol: &'static str, version: &'static str) {
 /// A failed TLS handshake.
 pub fn handshake_failed(reason: &'static str) {
     counter!(name::TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+}
+
+/// A graceful GOAWAY sent.
+pub fn goaway(reason: &'static str) {
+    counter!(name::H2_GOAWAYS, "reason" => reason).increment(1);
+}
+
+/// An HTTP/2 connection ended by an error.
+pub fn h2_connection_error(why: &'static str) {
+    counter!(name::H2_CONNECTION_ERRORS, "why" => why).increment(1);
 }
 
 /// What the kTLS probe found.

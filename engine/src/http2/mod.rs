@@ -25,6 +25,7 @@ use streamgate_net::response::{Body, ResponseHead};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::context::Worker;
+use crate::telemetry;
 
 use streamgate_net::http2::guard::FloodGuard;
 use streamgate_net::http2::{server_builder, HOP_BY_HOP, SEND_CHUNK as CHUNK};
@@ -53,11 +54,13 @@ where
         let next = monoio::select! {
             next = conn.accept() => next,
             _ = drained.as_mut(), if !going_away => {
+                telemetry::goaway("draining");
                 conn.graceful_shutdown();
                 going_away = true;
                 continue;
             },
             _ = idle, if open.get() == 0 && !going_away => {
+                telemetry::goaway("idle");
                 conn.graceful_shutdown();
                 going_away = true;
                 continue;
@@ -73,9 +76,23 @@ where
                 });
             }
             Some(Err(e)) => {
-                if let Some(reason) = e.reason() {
-                    tracing::debug!(%reason, "h2: connection error");
-                }
+                // Our side ended it: h2 sent a GOAWAY with the reason, or
+                // the flood guard cut the connection (an I/O error).
+                let why = if e.is_go_away() && !e.is_remote() {
+                    match e.reason() {
+                        Some(h2::Reason::ENHANCE_YOUR_CALM) => "enhance_your_calm",
+                        Some(h2::Reason::PROTOCOL_ERROR) => "protocol_error",
+                        Some(h2::Reason::COMPRESSION_ERROR) => "compression_error",
+                        Some(h2::Reason::FRAME_SIZE_ERROR) => "frame_size_error",
+                        _ => "other",
+                    }
+                } else if e.is_io() {
+                    "io"
+                } else {
+                    "peer"
+                };
+                telemetry::h2_connection_error(why);
+                tracing::debug!(error = %e, why, "h2: connection ended by an error");
                 break;
             }
             None => break,
