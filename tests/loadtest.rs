@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::nginx::Nginx;
-use common::{pattern, write, Engine, Scratch};
+use common::{loadtest_merge, pattern, write, Engine, Scratch};
 
 /// A keep-alive server answering `200` with 100 bytes, except that every
 /// `stall_every`-th request waits `stall` first.
@@ -156,20 +156,7 @@ fn request_caps_errors_by_kind_and_clear_refusals() {
     let (a, b, merged) = (s.0.join("a.json"), s.0.join("b.json"), s.0.join("m.json"));
     std::fs::write(&a, capped.to_string()).unwrap();
     std::fs::write(&b, again.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["loadtest", "merge"])
-        .args([&a, &b])
-        .arg("--json")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let m = loadtest_merge(&[&a, &b], &merged);
     assert_eq!(m["requests"], 420);
     assert_eq!(m["status"]["200"], 420);
     assert_eq!(m["bytes"], 300 * (64 << 10) + 120 * 8);

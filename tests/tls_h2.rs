@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::nginx::self_signed;
-use common::{clip, free_addr, pattern, write, Engine, Options, Scratch};
+use common::{clip, free_addr, pattern, transcoded, write, Engine, Options, Scratch};
 
 /// An open engine with a TLS listener; returns it, the TLS address and
 /// the certificate (the test CA: self-signed).
@@ -202,28 +202,7 @@ fn ffmpeg_decodes_hls_and_dash_over_https_with_the_test_ca() {
     let s = Scratch::new("h2-ffmpeg");
     let input = clip(&s.0, "src.mp4", "320x180", 4, true);
     let (_e, tls, cert) = engine_with_tls(&s, "", |root| {
-        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-            .arg("transcode")
-            .arg(&input)
-            .arg("--out")
-            .arg(root.join("movie"))
-            .args([
-                "--gpu",
-                "off",
-                "--preset",
-                "ultrafast",
-                "--segment-seconds",
-                "2",
-                "--ladder",
-                "180",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        transcoded(&input, &root.join("movie"), &["--ladder", "180"]);
     });
     let decode = |manifest: &str, ca: Option<&Path>| {
         let mut cmd = Command::new("ffmpeg");
@@ -373,23 +352,27 @@ const CONTINUATION: u8 = 0x9;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 
-/// Reads frames until the server closes or `wait` passes; returns the
-/// GOAWAY error code if one came, and whether the connection closed.
-fn read_until_goaway(s: &mut TcpStream, wait: Duration) -> (Option<u32>, bool) {
+/// Reads the server's frames for up to `wait`, handing each (type,
+/// payload) to `on_frame` until it returns true; returns whether the
+/// server closed the connection.
+fn read_frames(
+    s: &mut TcpStream,
+    wait: Duration,
+    mut on_frame: impl FnMut(u8, &[u8]) -> bool,
+) -> bool {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let deadline = Instant::now() + wait;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
-    let mut goaway = None;
     while Instant::now() < deadline {
         match s.read(&mut chunk) {
-            Ok(0) => return (goaway, true),
+            Ok(0) => return true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return (goaway, true),
+            Err(_) => return true,
         }
         // Walk whole frames.
         let mut at = 0;
@@ -400,15 +383,27 @@ fn read_until_goaway(s: &mut TcpStream, wait: Duration) -> (Option<u32>, bool) {
             if buf.len() < at + 9 + len {
                 break;
             }
-            if buf[at + 3] == GOAWAY && len >= 8 {
-                let p = &buf[at + 9..at + 9 + len];
-                goaway = Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+            if on_frame(buf[at + 3], &buf[at + 9..at + 9 + len]) {
+                return false;
             }
             at += 9 + len;
         }
         buf.drain(..at);
     }
-    (goaway, false)
+    false
+}
+
+/// Reads frames until the server closes or `wait` passes; returns the
+/// GOAWAY error code if one came, and whether the connection closed.
+fn read_until_goaway(s: &mut TcpStream, wait: Duration) -> (Option<u32>, bool) {
+    let mut goaway = None;
+    let closed = read_frames(s, wait, |kind, p| {
+        if kind == GOAWAY && p.len() >= 8 {
+            goaway = Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+        }
+        false
+    });
+    (goaway, closed)
 }
 
 /// A well-behaved client is served on another connection.
@@ -539,32 +534,12 @@ fn a_window_of_zero_is_reset_at_the_send_timeout() {
     .unwrap();
     // The stream is reset (RST_STREAM) at the 2 s send timeout; the
     // connection and the worker go on.
-    a.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
     let started = Instant::now();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
     let mut reset = false;
-    while started.elapsed() < Duration::from_secs(6) && !reset {
-        if let Ok(n) = a.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let mut at = 0;
-        while buf.len() >= at + 9 {
-            let len = (usize::from(buf[at]) << 16)
-                | (usize::from(buf[at + 1]) << 8)
-                | usize::from(buf[at + 2]);
-            if buf.len() < at + 9 + len {
-                break;
-            }
-            reset |= buf[at + 3] == RST_STREAM;
-            at += 9 + len;
-        }
-        buf.drain(..at);
-    }
+    read_frames(&mut a, Duration::from_secs(6), |kind, _| {
+        reset = kind == RST_STREAM;
+        reset
+    });
     assert!(reset, "no RST_STREAM within 6 s");
     assert!(
         started.elapsed() >= Duration::from_millis(1800),

@@ -7,26 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{clip, decodes_cleanly, Engine, Options, Scratch};
-
-fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .arg("transcode")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
-        .args([
-            "--gpu",
-            "off",
-            "--preset",
-            "ultrafast",
-            "--segment-seconds",
-            "2",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
-}
+use common::{clip, decodes_cleanly, transcode, Engine, Options, Scratch};
 
 fn ok(output: &Output) {
     assert!(

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use common::chain::{Anvil, CHAIN_ID, WALLETS};
 use common::nginx::Nginx;
 use common::wallet::sign_in;
-use common::{clip, ladder_asset, Engine, Options, Scratch};
+use common::{clip, ladder_asset, loadtest_merge, transcoded, Engine, Options, Scratch};
 use serde_json::Value;
 
 /// 300, 1000 and 3000 kbit/s; 12 one-second segments.
@@ -132,27 +132,7 @@ fn viewers_play_a_transcoded_asset_over_hls_and_dash() {
     let s = Scratch::new("vw-real");
     let input = clip(&s.0, "src.mp4", "640x360", 4, true);
     let e = Engine::start(|root| {
-        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-            .arg("transcode")
-            .arg(&input)
-            .arg("--out")
-            .arg(root.join("movie"))
-            .args([
-                "--gpu",
-                "off",
-                "--preset",
-                "ultrafast",
-                "--segment-seconds",
-                "2",
-            ])
-            .args(["--ladder", "360,240"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        transcoded(&input, &root.join("movie"), &["--ladder", "360,240"]);
     });
     for manifest in ["master.m3u8", "manifest.mpd"] {
         let url = format!("http://{}/v/movie/{manifest}", e.addr);
@@ -488,20 +468,7 @@ fn reports_validate_merge_and_plot_without_external_urls() {
     assert!(!refused.status.success());
 
     // Merged, the counts are the sums.
-    let merged = s.0.join("m.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["loadtest", "merge"])
-        .args([&va, &vb])
-        .arg("--json")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let m = loadtest_merge(&[&va, &vb], &s.0.join("m.json"));
     assert_eq!(m["viewers"], 5);
     let sum = |k: &str, sub: &str| a[k][sub].as_u64().unwrap() + b[k][sub].as_u64().unwrap();
     assert_eq!(

@@ -220,12 +220,7 @@ impl Transport for TlsTcp {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = pending
-            .len()
-            .min(max)
-            .min(buf.capacity() - buf.len())
-            .max(1);
-        let n = n.min(pending.len());
+        let n = pending.len().min(max);
         buf.extend_from_slice(&pending[..n]);
         if n == pending.len() {
             *pending = Vec::new();

@@ -35,6 +35,19 @@ where
         .collect()
 }
 
+/// Calls `tick` about once a second until every thread is done (the live
+/// status of a run).
+pub fn each_second_until_done<T>(threads: &[JoinHandle<T>], mut tick: impl FnMut()) {
+    let mut last = std::time::Instant::now();
+    while threads.iter().any(|t| !t.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if last.elapsed() >= std::time::Duration::from_secs(1) {
+            last = std::time::Instant::now();
+            tick();
+        }
+    }
+}
+
 /// The number of threads to use: `asked`, or one per core when 0.
 pub fn count(asked: usize) -> usize {
     if asked > 0 {

@@ -59,9 +59,9 @@ pub struct RunOptions {
 
 /// Counts the threads share for the live status.
 #[derive(Default)]
-pub(crate) struct Live {
-    pub(crate) requests: AtomicU64,
-    pub(crate) errors: AtomicU64,
+struct Live {
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// Where a run stands, for a live display.
@@ -152,7 +152,13 @@ pub fn run(o: &RunOptions, status: &mut dyn FnMut(Status)) -> Result<Report, Loa
             tally
         }
     })?;
-    watch(&handles, &live, plan.measure_from, status);
+    cores::each_second_until_done(&handles, || {
+        status(Status {
+            elapsed: plan.measure_from.elapsed(),
+            requests: live.requests.load(Ordering::Relaxed),
+            errors: live.errors.load(Ordering::Relaxed),
+        })
+    });
     let mut tally = Tally::new();
     for h in handles {
         if let Ok(part) = h.join() {
@@ -176,27 +182,6 @@ fn probe(connector: &Connector, target: &Target) -> Result<(), LoadError> {
         .block_on(&runtime, connector.connect())
         .map(drop)
         .map_err(|source| LoadError::connecting(target.addr, source))
-}
-
-/// Calls `status` about once a second until every thread is done.
-pub(crate) fn watch<T>(
-    threads: &[std::thread::JoinHandle<T>],
-    live: &Live,
-    since: Instant,
-    status: &mut dyn FnMut(Status),
-) {
-    let mut last = Instant::now();
-    while threads.iter().any(|t| !t.is_finished()) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() >= Duration::from_secs(1) {
-            last = Instant::now();
-            status(Status {
-                elapsed: since.elapsed(),
-                requests: live.requests.load(Ordering::Relaxed),
-                errors: live.errors.load(Ordering::Relaxed),
-            });
-        }
-    }
 }
 
 /// What every lane reads.

@@ -11,7 +11,7 @@ pub use streamgate_testkit::{chain, wallet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,54 @@ pub fn clip(dir: &Path, name: &str, size: &str, seconds: u32, audio: bool) -> Pa
         clip = clip.audio(44_100);
     }
     clip.make(&dir.join(name)).unwrap()
+}
+
+/// Runs `streamgate transcode INPUT --out OUT` with the tests' fast
+/// settings (no GPU, x264 ultrafast, 2-second segments) and `extra`.
+pub fn transcode(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("transcode")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--gpu",
+            "off",
+            "--preset",
+            "ultrafast",
+            "--segment-seconds",
+            "2",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// [`transcode`], which must succeed.
+pub fn transcoded(input: &Path, out: &Path, extra: &[&str]) {
+    let output = transcode(input, out, extra);
+    assert!(
+        output.status.success(),
+        "transcode failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `streamgate loadtest merge` of `reports` into `into`, read back.
+pub fn loadtest_merge(reports: &[&Path], into: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["loadtest", "merge"])
+        .args(reports)
+        .arg("--json")
+        .arg(into)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(into).unwrap()).unwrap()
 }
 
 /// Has ffmpeg decode `target` with `-map <map>` to the end, and asserts it

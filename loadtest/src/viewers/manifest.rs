@@ -15,8 +15,6 @@ pub struct Presentation {
     pub renditions: Vec<Rendition>,
     /// A separate audio track, fetched beside the video.
     pub audio: Option<Source>,
-    /// HLS with no `EXT-X-ENDLIST`: the playlists are refreshed.
-    pub live: bool,
 }
 
 /// One rendition of the ladder.
@@ -131,16 +129,12 @@ fn hls(text: &[u8], path: &str) -> Result<Presentation, LoadError> {
                     .and_then(|a| a.uri.as_deref())
                     .map(|uri| Source::Playlist(resolve(path, uri)))
             });
-            Ok(Presentation {
-                renditions,
-                audio,
-                live: false,
-            })
+            Ok(Presentation { renditions, audio })
         }
         Playlist::MediaPlaylist(_) => {
             // Checked here; the player loads it again as its one rendition
-            // (and reloads it while it is live).
-            let track = media_playlist(text, path)?;
+            // (and reloads it while it is live: no EXT-X-ENDLIST).
+            media_playlist(text, path)?;
             Ok(Presentation {
                 renditions: vec![Rendition {
                     name: "main".into(),
@@ -148,7 +142,6 @@ fn hls(text: &[u8], path: &str) -> Result<Presentation, LoadError> {
                     source: Source::Playlist(path.to_string()),
                 }],
                 audio: None,
-                live: !track.ended,
             })
         }
     }
@@ -270,11 +263,7 @@ fn dash(text: &[u8], path: &str) -> Result<Presentation, LoadError> {
         return Err(bad(path, "no video Representation"));
     }
     renditions.sort_by_key(|r| r.bandwidth);
-    Ok(Presentation {
-        renditions,
-        audio,
-        live: false,
-    })
+    Ok(Presentation { renditions, audio })
 }
 
 /// A Representation's template, inheriting what its AdaptationSet says.

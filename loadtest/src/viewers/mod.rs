@@ -209,28 +209,23 @@ pub fn viewers(
             tally
         }
     })?;
-    let mut last = Instant::now();
-    while handles.iter().any(|h| !h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() >= Duration::from_secs(1) {
-            last = Instant::now();
-            let (starting, playing, stalled) = live.viewers();
-            status(ViewersStatus {
-                elapsed: start.elapsed(),
-                starting,
-                playing,
-                stalled,
-                requests: live.requests.load(Ordering::Relaxed),
-                errors: live.errors.load(Ordering::Relaxed),
-                startup_p50_ms: live
-                    .startup
-                    .lock()
-                    .ok()
-                    .filter(|h| !h.is_empty())
-                    .map(|h| h.value_at_quantile(0.5)),
-            });
-        }
-    }
+    cores::each_second_until_done(&handles, || {
+        let (starting, playing, stalled) = live.viewers();
+        status(ViewersStatus {
+            elapsed: start.elapsed(),
+            starting,
+            playing,
+            stalled,
+            requests: live.requests.load(Ordering::Relaxed),
+            errors: live.errors.load(Ordering::Relaxed),
+            startup_p50_ms: live
+                .startup
+                .lock()
+                .ok()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(0.5)),
+        })
+    });
     let mut tally = ViewerTally::default();
     for h in handles {
         if let Ok(part) = h.join() {
