@@ -126,6 +126,10 @@ pub struct EngineTlsSection {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     handshake_timeout: Option<ConfigDuration>,
+    /// `[[engine.tls.sni]]`: more certificates, by name.
+    #[serde(default)]
+    sni: Vec<streamgate_engine::config::SniCert>,
+    strict_sni: Option<bool>,
 }
 
 /// `[engine.h2]`: HTTP/2 limits.
@@ -338,6 +342,8 @@ impl FileConfig {
                     listen,
                     cert: cert.clone(),
                     key: key.clone(),
+                    sni: t.sni.clone(),
+                    strict_sni: t.strict_sni.unwrap_or(false),
                     handshake_timeout: ConfigDuration::or_secs(t.handshake_timeout, 10),
                 }),
                 _ => return Err("engine.tls needs both cert and key".into()),

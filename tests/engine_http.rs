@@ -1,5 +1,9 @@
 //! The engine as a CDN origin, over real sockets: every HTTP behaviour of
-//! issue 2 against the real `streamgate engine` binary.
+//! issue 2 against the real `streamgate engine` binary. The origin
+//! semantics (Range, conditionals, caching headers, CORS, HEAD, methods,
+//! traversal, the hot cache) run over every wire — plain HTTP/1.1,
+//! HTTPS/1.1, HTTP/2 over TLS and h2c — from one case each; HTTP/1
+//! framing (pipelining, malformed heads, slowloris) is HTTP/1's alone.
 
 mod common;
 
@@ -7,7 +11,46 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use common::wire::Wire;
 use common::{closed_within, pattern, read_response, write, Engine, Options};
+
+/// One `#[test]` per case and wire: `http1::byte_ranges`,
+/// `h2::byte_ranges`, …
+macro_rules! over_every_wire {
+    ($($case:ident),* $(,)?) => {
+        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
+        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
+        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
+        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
+    };
+}
+
+over_every_wire!(
+    get_serves_the_file_with_origin_headers,
+    head_has_the_get_headers_and_no_body,
+    byte_ranges,
+    conditional_requests,
+    content_types_and_cache_control_by_type,
+    cors_preflight_and_origin_lists,
+    not_found_and_method_rules,
+    closed_policy_serves_nothing_under_v,
+    traversal_never_reads_outside_the_root,
+    hot_cache_hits_and_never_serves_a_replaced_file,
+    large_files_stream_from_cached_descriptors,
+    a_deleted_file_leaves_the_cache_and_frees_its_descriptor,
+    requests_are_counted_by_protocol,
+);
+
+/// An engine for `wire`: with its TLS listener when the wire needs it.
+fn start(wire: Wire, options: Options, fill: impl FnOnce(&Path)) -> Engine {
+    Engine::start_with(
+        Options {
+            tls: wire.tls(),
+            ..options
+        },
+        fill,
+    )
+}
 
 const SEGMENT_LEN: usize = 100_000;
 
@@ -24,10 +67,9 @@ fn asset(root: &Path) {
     write(&a.join("poster.jpg"), &pattern(10, 4));
 }
 
-#[test]
-fn get_serves_the_file_with_origin_headers() {
-    let e = Engine::start(asset);
-    let r = e.get("/v/a1/720p/1.m4s", "");
+fn get_serves_the_file_with_origin_headers(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let r = e.over(wire).get("/v/a1/720p/1.m4s", "");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, pattern(SEGMENT_LEN, 2));
     assert_eq!(r.header("Content-Length"), Some("100000"));
@@ -46,6 +88,11 @@ fn get_serves_the_file_with_origin_headers() {
         assert!(exposed.contains(h), "{exposed}");
     }
     assert!(r.header("Set-Cookie").is_none(), "no cookies, ever");
+    if wire.is_h2() {
+        for h in ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade"] {
+            assert!(r.header(h).is_none(), "hop-by-hop {h} on HTTP/2");
+        }
+    }
 }
 
 fn httpdate_ok(s: &str) -> bool {
@@ -53,10 +100,25 @@ fn httpdate_ok(s: &str) -> bool {
     s.len() == 29 && s.ends_with(" GMT") && s.as_bytes()[3] == b','
 }
 
-#[test]
-fn head_has_the_get_headers_and_no_body() {
-    let e = Engine::start(asset);
-    let get = e.get("/v/a1/720p/1.m4s", "");
+fn head_has_the_get_headers_and_no_body(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let c = e.over(wire);
+    let get = c.get("/v/a1/720p/1.m4s", "");
+    let head = c.request("HEAD", "/v/a1/720p/1.m4s", "");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for h in [
+        "Content-Length",
+        "Content-Type",
+        "ETag",
+        "Last-Modified",
+        "Cache-Control",
+    ] {
+        assert_eq!(head.header(h), get.header(h), "{h}");
+    }
+    if wire != Wire::Http1 {
+        return;
+    }
     let mut s = e.connect();
     // A HEAD then a GET on one connection: if HEAD leaked a body, the GET's
     // status line would be garbage.
@@ -78,9 +140,9 @@ fn head_has_the_get_headers_and_no_body() {
     assert_eq!(next.body, b"#EXTM3U\n#EXT-X-VERSION:7\n");
 }
 
-#[test]
-fn byte_ranges() {
-    let e = Engine::start(asset);
+fn byte_ranges(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let c = e.over(wire);
     let body = pattern(SEGMENT_LEN, 2);
     let cases: &[(&str, usize, usize)] = &[
         ("bytes=0-99", 0, 99),
@@ -89,7 +151,7 @@ fn byte_ranges() {
         ("bytes=50000-999999", 50_000, 99_999),
     ];
     for &(range, start, end) in cases {
-        let r = e.get("/v/a1/720p/1.m4s", &format!("Range: {range}\r\n"));
+        let r = c.get("/v/a1/720p/1.m4s", &format!("Range: {range}\r\n"));
         assert_eq!(r.status, 206, "{range}");
         assert_eq!(
             r.header("Content-Range").unwrap(),
@@ -97,28 +159,28 @@ fn byte_ranges() {
         );
         assert_eq!(r.body, &body[start..=end], "{range}");
     }
-    let r = e.get("/v/a1/720p/1.m4s", "Range: bytes=100000-\r\n");
+    let r = c.get("/v/a1/720p/1.m4s", "Range: bytes=100000-\r\n");
     assert_eq!(r.status, 416);
     assert_eq!(r.header("Content-Range"), Some("bytes */100000"));
     // Several ranges, or a header that does not parse: the whole body.
     for range in ["bytes=0-1,5-6", "bytes=9-1", "pages=1-2"] {
-        let r = e.get("/v/a1/720p/1.m4s", &format!("Range: {range}\r\n"));
+        let r = c.get("/v/a1/720p/1.m4s", &format!("Range: {range}\r\n"));
         assert_eq!(r.status, 200, "{range}");
         assert_eq!(r.body.len(), SEGMENT_LEN);
     }
     // Ranges on a small (cached) file take the same path.
-    let r = e.get("/v/a1/master.m3u8", "Range: bytes=1-6\r\n");
+    let r = c.get("/v/a1/master.m3u8", "Range: bytes=1-6\r\n");
     assert_eq!((r.status, r.body.as_slice()), (206, &b"EXTM3U"[..]));
 }
 
-#[test]
-fn conditional_requests() {
-    let e = Engine::start(asset);
-    let first = e.get("/v/a1/720p/1.m4s", "");
+fn conditional_requests(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let c = e.over(wire);
+    let first = c.get("/v/a1/720p/1.m4s", "");
     let etag = first.header("ETag").unwrap().to_string();
     let last_modified = first.header("Last-Modified").unwrap().to_string();
 
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         &format!("If-None-Match: \"nope\", {etag}\r\n"),
     );
@@ -127,43 +189,43 @@ fn conditional_requests() {
     assert_eq!(r.header("ETag"), Some(etag.as_str()));
     assert!(r.header("Cache-Control").is_some());
     assert_eq!(
-        e.get("/v/a1/720p/1.m4s", "If-None-Match: \"nope\"\r\n")
+        c.get("/v/a1/720p/1.m4s", "If-None-Match: \"nope\"\r\n")
             .status,
         200
     );
 
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         &format!("If-Modified-Since: {last_modified}\r\n"),
     );
     assert_eq!(r.status, 304);
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
     );
     assert_eq!(r.status, 200);
 
     // If-Range: a matching validator keeps the range, a stale one gets 200.
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"),
     );
     assert_eq!(r.status, 206);
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         &format!("Range: bytes=0-9\r\nIf-Range: {last_modified}\r\n"),
     );
     assert_eq!(r.status, 206);
-    let r = e.get(
+    let r = c.get(
         "/v/a1/720p/1.m4s",
         "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n",
     );
     assert_eq!((r.status, r.body.len()), (200, SEGMENT_LEN));
 }
 
-#[test]
-fn content_types_and_cache_control_by_type() {
-    let e = Engine::start_with(
+fn content_types_and_cache_control_by_type(wire: Wire) {
+    let e = start(
+        wire,
         Options {
             engine_toml: "manifest_max_age = 7".into(),
             ..Options::default()
@@ -213,17 +275,16 @@ fn content_types_and_cache_control_by_type() {
         ),
     ];
     for (path, content_type, cache_control) in cases {
-        let r = e.get(path, "");
+        let r = e.over(wire).get(path, "");
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.header("Content-Type"), Some(content_type), "{path}");
         assert_eq!(r.header("Cache-Control"), Some(cache_control), "{path}");
     }
 }
 
-#[test]
-fn cors_preflight_and_origin_lists() {
-    let e = Engine::start(asset);
-    let r = e.request(
+fn cors_preflight_and_origin_lists(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let r = e.over(wire).request(
         "OPTIONS",
         "/v/a1/720p/1.m4s",
         "Origin: https://player.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: range\r\n",
@@ -240,20 +301,25 @@ fn cors_preflight_and_origin_lists() {
         .contains("Range"));
     assert!(r.header("Access-Control-Max-Age").is_some());
 
-    let listed = Engine::start_with(
+    let listed = start(
+        wire,
         Options {
             engine_toml: "cors_origins = [\"https://player.example\"]".into(),
             ..Options::default()
         },
         asset,
     );
-    let ok = listed.get("/v/a1/master.m3u8", "Origin: https://player.example\r\n");
+    let ok = listed
+        .over(wire)
+        .get("/v/a1/master.m3u8", "Origin: https://player.example\r\n");
     assert_eq!(
         ok.header("Access-Control-Allow-Origin"),
         Some("https://player.example")
     );
     assert_eq!(ok.header("Vary"), Some("Origin"));
-    let other = listed.get("/v/a1/master.m3u8", "Origin: https://evil.example\r\n");
+    let other = listed
+        .over(wire)
+        .get("/v/a1/master.m3u8", "Origin: https://evil.example\r\n");
     assert_eq!(other.status, 200);
     assert!(other.header("Access-Control-Allow-Origin").is_none());
 }
@@ -297,9 +363,9 @@ fn keep_alive_and_pipelining() {
     assert!(closed_within(&mut s10, Duration::from_secs(2)));
 }
 
-#[test]
-fn not_found_and_method_rules() {
-    let e = Engine::start(asset);
+fn not_found_and_method_rules(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let c = e.over(wire);
     for path in [
         "/",
         "/v/",
@@ -312,35 +378,32 @@ fn not_found_and_method_rules() {
         "/other/a1/master.m3u8",
         "/v/bad!id/master.m3u8",
     ] {
-        let r = e.get(path, "");
+        let r = c.get(path, "");
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.header("Cache-Control"), Some("no-store"), "{path}");
     }
-    let r = e.request("POST", "/v/a1/master.m3u8", "Content-Length: 0\r\n");
+    let r = c.request("POST", "/v/a1/master.m3u8", "Content-Length: 0\r\n");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
-    let r = e.request("DELETE", "/v/a1/master.m3u8", "");
+    let r = c.request("DELETE", "/v/a1/master.m3u8", "");
     assert_eq!(r.status, 405);
-    assert!(e
-        .raw(b"BREW /v/a1/master.m3u8 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .starts_with(b"HTTP/1.1 501 "));
+    assert_eq!(c.request("BREW", "/v/a1/master.m3u8", "").status, 501);
 }
 
-#[test]
-fn closed_policy_serves_nothing_under_v() {
-    let e = Engine::start_with(
+fn closed_policy_serves_nothing_under_v(wire: Wire) {
+    let e = start(
+        wire,
         Options {
             open: false,
             ..Options::default()
         },
         asset,
     );
-    assert_eq!(e.get("/v/a1/master.m3u8", "").status, 404);
+    assert_eq!(e.over(wire).get("/v/a1/master.m3u8", "").status, 404);
 }
 
-#[test]
-fn traversal_never_reads_outside_the_root() {
-    let e = Engine::start(|root| {
+fn traversal_never_reads_outside_the_root(wire: Wire) {
+    let e = start(wire, Options::default(), |root| {
         asset(root);
         let outside = root.parent().unwrap();
         write(&outside.join("secret.txt"), b"TOP-SECRET");
@@ -363,18 +426,29 @@ fn traversal_never_reads_outside_the_root() {
         "/v/a1/relative.m4s",
         "/v/%2e%2e/secret.txt",
         "/v/a1/./../../secret.txt",
-        "http://h/v/a1/../../secret.txt",
     ];
+    let c = e.over(wire);
     for path in attacks {
-        let raw = e
-            .raw(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
-        let text = String::from_utf8_lossy(&raw);
+        let r = c.get(path, "");
+        let text = String::from_utf8_lossy(&r.body);
         assert!(!text.contains("TOP-SECRET"), "{path} leaked: {text}");
-        assert!(
-            text.starts_with("HTTP/1.1 400 ") || text.starts_with("HTTP/1.1 404 "),
-            "{path}: {text}"
-        );
+        assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
     }
+    assert_eq!(c.get("/v/a1/inside.mp4", "").body, pattern(1000, 1));
+    if wire != Wire::Http1 {
+        return;
+    }
+    // What only an HTTP/1 request line can carry: an absolute-form target,
+    // a raw NUL, a backslash.
+    let raw = e.raw(
+        b"GET http://h/v/a1/../../secret.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("TOP-SECRET"), "absolute form leaked: {text}");
+    assert!(
+        text.starts_with("HTTP/1.1 400 ") || text.starts_with("HTTP/1.1 404 "),
+        "{text}"
+    );
     // Raw NUL and backslash in the request line are refused by the parser.
     assert!(e
         .raw(b"GET /v/a1/x\x00y HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -382,7 +456,6 @@ fn traversal_never_reads_outside_the_root() {
     assert!(e
         .raw(b"GET /v/a1\\..\\..\\secret.txt HTTP/1.1\r\nHost: t\r\n\r\n")
         .starts_with(b"HTTP/1.1 400 "));
-    assert_eq!(e.get("/v/a1/inside.mp4", "").body, pattern(1000, 1));
 }
 
 #[test]
@@ -591,9 +664,9 @@ fn connection_cap_answers_503() {
     }
 }
 
-#[test]
-fn hot_cache_hits_and_never_serves_a_replaced_file() {
-    let e = Engine::start_with(
+fn hot_cache_hits_and_never_serves_a_replaced_file(wire: Wire) {
+    let e = start(
+        wire,
         Options {
             threads: 1, // one worker: the second request must hit its cache
             ..Options::default()
@@ -608,8 +681,14 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
     ] {
         let path = e.root.join(file);
         let hits_before = e.metric("streamgate_cache_hits_total");
-        assert_eq!(e.get(url, "").body, std::fs::read(&path).unwrap());
-        assert_eq!(e.get(url, "").body, std::fs::read(&path).unwrap());
+        assert_eq!(
+            e.over(wire).get(url, "").body,
+            std::fs::read(&path).unwrap()
+        );
+        assert_eq!(
+            e.over(wire).get(url, "").body,
+            std::fs::read(&path).unwrap()
+        );
         assert!(
             e.metric("streamgate_cache_hits_total") > hits_before,
             "{url}: no cache hit"
@@ -620,18 +699,18 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
         std::fs::write(&staged, pattern(len, 9)).unwrap();
         std::fs::rename(&staged, &path).unwrap();
         assert_eq!(
-            e.get(url, "").body,
+            e.over(wire).get(url, "").body,
             pattern(len, 9),
             "{url}: stale after rename"
         );
         assert_eq!(
-            e.get(url, "Range: bytes=0-9\r\n").body,
+            e.over(wire).get(url, "Range: bytes=0-9\r\n").body,
             pattern(len, 9)[..10]
         );
         // Rewritten in place.
         std::fs::write(&path, pattern(len, 10)).unwrap();
         assert_eq!(
-            e.get(url, "").body,
+            e.over(wire).get(url, "").body,
             pattern(len, 10),
             "{url}: stale after rewrite"
         );
@@ -643,7 +722,11 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
         }
         // Deleted: refused, and the cache lets go of it.
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(e.get(url, "").status, 404, "{url}: served after delete");
+        assert_eq!(
+            e.over(wire).get(url, "").status,
+            404,
+            "{url}: served after delete"
+        );
         assert_eq!(
             e.metric("streamgate_cache_bytes"),
             0.0,
@@ -654,8 +737,9 @@ fn hot_cache_hits_and_never_serves_a_replaced_file() {
 
 /// One worker whose cache keeps only bodies up to 4 KiB in memory (larger
 /// files as descriptors), serving [`asset`] plus `extra` (name, bytes).
-fn descriptor_cache_engine(extra: (&str, Vec<u8>)) -> Engine {
-    Engine::start_with(
+fn descriptor_cache_engine(wire: Wire, extra: (&str, Vec<u8>)) -> Engine {
+    start(
+        wire,
         Options {
             threads: 1,
             engine_toml: "cache_max_object = 4096".into(),
@@ -668,36 +752,38 @@ fn descriptor_cache_engine(extra: (&str, Vec<u8>)) -> Engine {
     )
 }
 
-#[test]
-fn large_files_stream_zero_copy_from_cached_descriptors() {
+/// Over plain HTTP/1.1 the body is spliced from the descriptor; over TLS
+/// it is read from the same descriptor and copied into records.
+fn large_files_stream_from_cached_descriptors(wire: Wire) {
     let big = 8 << 20;
-    let e = descriptor_cache_engine(("a1/720p/2.m4s", pattern(big, 5)));
-    let r = e.get("/v/a1/720p/2.m4s", "");
+    let e = descriptor_cache_engine(wire, ("a1/720p/2.m4s", pattern(big, 5)));
+    let c = e.over(wire);
+    let r = c.get("/v/a1/720p/2.m4s", "");
     assert_eq!(r.body.len(), big);
     assert!(r.body == pattern(big, 5));
-    let r = e.get("/v/a1/720p/2.m4s", "Range: bytes=5000000-5000099\r\n");
+    let r = c.get("/v/a1/720p/2.m4s", "Range: bytes=5000000-5000099\r\n");
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &pattern(big, 5)[5_000_000..5_000_100]);
-    // The second request spliced from the descriptor the first one cached.
+    // The second request was served from the descriptor the first cached.
     assert!(e.metric("streamgate_cache_hits_total") >= 1.0);
     assert_eq!(
         e.metric("streamgate_cache_bytes"),
         0.0,
-        "an 8 MiB body is never copied into memory"
+        "an 8 MiB body is never copied into the cache"
     );
 }
 
-#[test]
-fn a_deleted_file_leaves_the_cache_and_frees_its_descriptor() {
-    let e = descriptor_cache_engine(("a1/720p/9.m4s", pattern(1 << 20, 9)));
+fn a_deleted_file_leaves_the_cache_and_frees_its_descriptor(wire: Wire) {
+    let e = descriptor_cache_engine(wire, ("a1/720p/9.m4s", pattern(1 << 20, 9)));
+    let c = e.over(wire);
     let path = e.root.join("a1/720p/9.m4s");
-    assert_eq!(e.get("/v/a1/720p/9.m4s", "").status, 200);
+    assert_eq!(c.get("/v/a1/720p/9.m4s", "").status, 200);
     assert!(
         open_descriptors_to(e.pid(), &path) > 0,
         "the cache holds the large file's descriptor"
     );
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(e.get("/v/a1/720p/9.m4s", "").status, 404);
+    assert_eq!(c.get("/v/a1/720p/9.m4s", "").status, 404);
     // The deleted file's blocks are freed only once no descriptor is open.
     assert_eq!(
         open_descriptors_to(e.pid(), &path),
@@ -718,6 +804,35 @@ fn open_descriptors_to(pid: i32, path: &Path) -> usize {
             t == wanted || t == format!("{wanted} (deleted)")
         })
         .count()
+}
+
+/// Requests are counted under their protocol, and TLS connections by
+/// negotiated protocol and version.
+fn requests_are_counted_by_protocol(wire: Wire) {
+    let e = start(wire, Options::default(), asset);
+    let c = e.over(wire);
+    assert_eq!(c.get("/v/a1/master.m3u8", "").status, 200);
+    assert_eq!(c.get("/v/a1/none", "").status, 404);
+    let p = wire.protocol_label();
+    for status in [200, 404] {
+        let series = format!(
+            "streamgate_http_requests_total{{method=\"GET\",status=\"{status}\",protocol=\"{p}\"}}"
+        );
+        assert_eq!(e.metric(&series), 1.0, "{series}");
+    }
+    let tls = e.metric("streamgate_tls_connections_total");
+    if wire.tls() {
+        let series =
+            format!("streamgate_tls_connections_total{{protocol=\"{p}\",version=\"1.3\"}}");
+        assert_eq!(e.metric(&series), 2.0, "{series}");
+        // The kTLS gauge says what the kernel lists (this VM: no CONFIG_TLS).
+        let ulps =
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+        let listed = ulps.split_whitespace().any(|u| u == "tls");
+        assert_eq!(e.metric("streamgate_ktls_available") == 1.0, listed);
+    } else {
+        assert_eq!(tls, 0.0, "TLS connections counted on {wire:?}");
+    }
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! TLS and HTTP/2 on the engine, over real sockets: curl (`--http2`,
-//! `--http1.1`, h2c prior knowledge) through the same behaviours HTTP/1.1
-//! has, ffmpeg decoding HLS and DASH from `https://` with the test CA,
-//! certificates that are wrong, and HTTP/2 attacks sent as raw frames
-//! while a well-behaved client keeps being served.
+//! TLS and HTTP/2 on the engine, over real sockets: ffmpeg decoding HLS
+//! and DASH from `https://` with the test CA, certificates that are wrong,
+//! expired or chosen by SNI, reload under load, HTTP/2 attacks sent as raw
+//! frames while a well-behaved client keeps being served, and the control
+//! plane over TLS. (The origin behaviours themselves run over every wire
+//! in `engine_http.rs` and `tokens.rs`.)
 
 mod common;
 
@@ -74,127 +75,6 @@ fn curl(args: &[&str]) -> Curl {
     let _ = std::fs::remove_file(head);
     let _ = std::fs::remove_file(body);
     c
-}
-
-#[test]
-fn tls_and_h2_serve_what_http1_serves() {
-    let s = Scratch::new("h2-behaviour");
-    let file = pattern(300_000, 9);
-    let (e, tls, cert) = engine_with_tls(&s, "", |root| {
-        write(&root.join("a/seg.m4s"), &file);
-        write(&root.join("a/master.m3u8"), b"#EXTM3U\n");
-    });
-    let cacert = cert.to_str().unwrap();
-    // The same cases over every way in; (curl flags, base URL, version).
-    let https = format!("https://127.0.0.1:{}", tls.port());
-    let plain = format!("http://{}", e.addr);
-    let ways: [(&[&str], &str, &str); 4] = [
-        (&["--http2", "--cacert", cacert], &https, "2"),
-        (&["--http1.1", "--cacert", cacert], &https, "1.1"),
-        (&["--http2-prior-knowledge"], &plain, "2"),
-        (&["--http1.1"], &plain, "1.1"),
-    ];
-    for (flags, base, version) in ways {
-        let get = |path: &str, extra: &[&str]| {
-            let url = format!("{base}{path}");
-            let mut args: Vec<&str> = flags.to_vec();
-            args.extend(extra);
-            args.push(&url);
-            curl(&args)
-        };
-        let full = get("/v/a/seg.m4s", &[]);
-        assert_eq!(
-            (full.version.as_str(), full.status),
-            (version, 200),
-            "{base} {flags:?}"
-        );
-        assert_eq!(full.body, file, "{base} {flags:?}: the whole body");
-        assert!(full.headers.contains("etag: "), "{}", full.headers);
-        assert!(
-            full.headers.contains("cache-control: public"),
-            "{}",
-            full.headers
-        );
-        if version == "2" {
-            assert!(
-                !full.headers.contains("connection:"),
-                "hop-by-hop on h2: {}",
-                full.headers
-            );
-        }
-        let etag = full
-            .headers
-            .lines()
-            .find_map(|l| l.strip_prefix("etag: "))
-            .unwrap()
-            .trim()
-            .to_string();
-        let part = get("/v/a/seg.m4s", &["-H", "Range: bytes=100-199"]);
-        assert_eq!(part.status, 206);
-        assert_eq!(part.body, &file[100..200]);
-        assert!(
-            part.headers.contains("content-range: bytes 100-199/300000"),
-            "{}",
-            part.headers
-        );
-        assert_eq!(
-            get("/v/a/seg.m4s", &["-H", "Range: bytes=400000-"]).status,
-            416
-        );
-        let inm = format!("If-None-Match: {etag}");
-        let cached = get("/v/a/seg.m4s", &["-H", &inm]);
-        assert_eq!(
-            (cached.status, cached.body.len()),
-            (304, 0),
-            "{base} {flags:?}"
-        );
-        let head = get("/v/a/seg.m4s", &["-I"]);
-        assert_eq!(head.status, 200);
-        assert!(
-            head.headers.contains("content-length: 300000"),
-            "{}",
-            head.headers
-        );
-        let preflight = get(
-            "/v/a/seg.m4s",
-            &[
-                "-X",
-                "OPTIONS",
-                "-H",
-                "Origin: https://player.example",
-                "-H",
-                "Access-Control-Request-Method: GET",
-            ],
-        );
-        assert_eq!(preflight.status, 204, "{}", preflight.headers);
-        assert!(
-            preflight.headers.contains("access-control-allow-origin"),
-            "{}",
-            preflight.headers
-        );
-        assert_eq!(get("/v/a/none.m4s", &[]).status, 404);
-        assert!(matches!(
-            get("/v/../etc/passwd", &["--path-as-is"]).status,
-            400 | 404
-        ));
-        assert!(matches!(
-            get("/p/not-a-token/a/seg.m4s", &[]).status,
-            401 | 403
-        ));
-    }
-    assert!(e.metric("streamgate_tls_connections_total{protocol=\"h2\",version=\"1.3\"}") >= 1.0);
-    assert!(
-        e.metric("streamgate_tls_connections_total{protocol=\"http1\",version=\"1.3\"}") >= 1.0
-    );
-    assert!(
-        e.metric("streamgate_http_requests_total{method=\"GET\",status=\"200\",protocol=\"h2\"}")
-            >= 2.0
-    );
-    assert_eq!(
-        e.metric("streamgate_ktls_available"),
-        0.0,
-        "no CONFIG_TLS on this kernel"
-    );
 }
 
 #[test]
@@ -666,4 +546,122 @@ fn the_control_plane_speaks_tls_and_its_clients_verify_it() {
         said.contains("certificate") || said.contains("UnknownIssuer"),
         "{said}"
     );
+}
+
+/// The subject of the certificate the server at `addr` presents for SNI
+/// `name` (openssl s_client, no verification).
+fn served_subject(addr: SocketAddr, name: &str) -> String {
+    let hello = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-subject"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin.take().unwrap().write_all(&hello.stdout).unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout)
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn certificates_are_chosen_by_sni_and_expired_or_unknown_names_fail_visibly() {
+    use streamgate_testkit::tls::certificate;
+    let s = Scratch::new("sni");
+    let (default_cert, default_key) = self_signed(&s.0);
+    let (a_cert, a_key) = certificate(&s.0, &["a.test", "*.a.test"], false).unwrap();
+    let (b_cert, b_key) = certificate(&s.0, &["b.test"], true).unwrap();
+    let start = |strict: bool| {
+        let tls = free_addr();
+        let e = Engine::start_with(
+            Options {
+                engine_toml: format!("listen_tls = \"{tls}\""),
+                sections_toml: format!(
+                    "[engine.tls]\ncert = \"{}\"\nkey = \"{}\"\nstrict_sni = {strict}\n\
+                     [[engine.tls.sni]]\nnames = [\"a.test\", \"*.a.test\"]\ncert = \"{}\"\nkey = \"{}\"\n\
+                     [[engine.tls.sni]]\nnames = [\"b.test\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+                    default_cert.display(),
+                    default_key.display(),
+                    a_cert.display(),
+                    a_key.display(),
+                    b_cert.display(),
+                    b_key.display()
+                ),
+                ..Options::default()
+            },
+            |root| write(&root.join("a/x.m4s"), b"x"),
+        );
+        (e, tls)
+    };
+    // curl asking for `name` on our port, trusting `ca`; (exit code, stderr).
+    let fetch = |tls: SocketAddr, name: &str, ca: &Path| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-S",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "10",
+                "--resolve",
+            ])
+            .arg(format!("{name}:{}:127.0.0.1", tls.port()))
+            .arg("--cacert")
+            .arg(ca)
+            .arg(format!("https://{name}:{}/v/a/x.m4s", tls.port()))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (e, tls) = start(false);
+    assert_eq!(fetch(tls, "a.test", &a_cert).0, Some(0), "exact name");
+    assert_eq!(fetch(tls, "cdn.a.test", &a_cert).0, Some(0), "wildcard");
+    assert_eq!(served_subject(tls, "b.test"), "subject=CN = b.test");
+    // Expired: served (the engine warns and exports it), refused by a
+    // verifying client with the reason.
+    let (code, said) = fetch(tls, "b.test", &b_cert);
+    assert_eq!(code, Some(60), "{said}");
+    assert!(said.contains("expired"), "{said}");
+    let expiry = |cert: &Path| {
+        e.metric(&format!(
+            "streamgate_tls_certificate_expiry_timestamp_seconds{{cert=\"{}\"}}",
+            cert.display()
+        ))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiry(&b_cert) > 0.0 && expiry(&b_cert) < now, "expired");
+    assert!(expiry(&a_cert) > now, "valid");
+    // A name no SNI certificate has gets the default certificate, which a
+    // client asking for that name refuses.
+    assert_eq!(
+        served_subject(tls, "unknown.test"),
+        "subject=CN = localhost"
+    );
+    let (code, said) = fetch(tls, "unknown.test", &default_cert);
+    assert_eq!(code, Some(60), "{said}");
+    drop(e);
+
+    // strict_sni: the handshake itself is refused, and counted.
+    let (e, tls) = start(true);
+    assert_eq!(fetch(tls, "a.test", &a_cert).0, Some(0));
+    let (code, said) = fetch(tls, "unknown.test", &default_cert);
+    assert_eq!(code, Some(35), "a refused handshake: {said}");
+    assert!(e.metric("streamgate_tls_handshake_failures_total{reason=\"no_certificate\"}") >= 1.0);
 }

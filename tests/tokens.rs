@@ -1,6 +1,7 @@
 //! Playback tokens end to end: `streamgate token issue` (gRPC to the control
 //! plane), the engine checking `/p/<token>/<asset>/…` locally with keys it
-//! pulled, and every way a token can be wrong.
+//! pulled, and every way a token can be wrong — over every wire (plain
+//! HTTP/1.1, HTTPS/1.1, HTTP/2 over TLS, h2c).
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use common::wire::Wire;
 use common::{write, Engine, Options};
 use streamgate_token::{Claims, TokenSigner};
 
@@ -22,11 +24,28 @@ fn asset(root: &Path) {
     }
 }
 
-/// `serve` with "movie" gated and "other" open.
-fn closed_engine() -> Engine {
+/// One `#[test]` per case and wire.
+macro_rules! over_every_wire {
+    ($($case:ident),* $(,)?) => {
+        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
+        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
+        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
+        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
+    };
+}
+
+over_every_wire!(
+    a_token_opens_its_asset_and_only_its_asset,
+    bad_tokens_are_refused,
+);
+
+/// `serve` with "movie" gated and "other" open (and a TLS listener when
+/// `wire` needs one).
+fn closed_engine(wire: Wire) -> Engine {
     let e = Engine::start_with(
         Options {
             open: false,
+            tls: wire.tls(),
             ..Options::default()
         },
         asset,
@@ -73,30 +92,30 @@ fn claims(sub: &str, exp: u64, jti: &str) -> Claims {
     }
 }
 
-#[test]
-fn a_token_opens_its_asset_and_only_its_asset() {
-    let e = closed_engine();
+fn a_token_opens_its_asset_and_only_its_asset(wire: Wire) {
+    let e = closed_engine(wire);
+    let c = e.over(wire);
     let token = e.issue_token("movie");
     e.wait_status(&format!("/p/{token}/movie/master.m3u8"), 200);
     // An open asset is served under /v/ (and with a token of its own).
     e.wait_status("/v/other/master.m3u8", 200);
-    let segment = e.get(
+    let segment = c.get(
         &format!("/p/{token}/movie/720p/1.m4s"),
         "Range: bytes=0-9\r\n",
     );
     assert_eq!((segment.status, segment.body.len()), (206, 10));
     // The same asset is never served under /v/ when it is gated.
-    assert_eq!(e.get("/v/movie/master.m3u8", "").status, 404);
+    assert_eq!(c.get("/v/movie/master.m3u8", "").status, 404);
     // A token for one asset does not open another, open or not.
-    let r = e.get(&format!("/p/{token}/other/master.m3u8"), "");
+    let r = c.get(&format!("/p/{token}/other/master.m3u8"), "");
     assert_eq!(r.status, 403);
     assert_eq!(r.body, b"forbidden\n", "no detail for an attacker");
     assert_eq!(r.header("Cache-Control"), Some("no-store"));
 }
 
-#[test]
-fn bad_tokens_are_refused() {
-    let e = closed_engine();
+fn bad_tokens_are_refused(wire: Wire) {
+    let e = closed_engine(wire);
+    let c = e.over(wire);
     let good = e.issue_token("movie");
     e.wait_status(&format!("/p/{good}/movie/master.m3u8"), 200);
     let signer = signer(&e);
@@ -126,11 +145,11 @@ fn bad_tokens_are_refused() {
         (format!("{}.{}", parts[0], parts[1]), 401),
     ];
     for (token, status) in cases {
-        let r = e.get(&format!("/p/{token}/movie/master.m3u8"), "");
+        let r = c.get(&format!("/p/{token}/movie/master.m3u8"), "");
         assert_eq!(r.status, status, "{token}");
         assert!(!r.body.starts_with(b"#EXTM3U"));
     }
-    let r = e.get(&format!("/p/{tampered}/other/master.m3u8"), "");
+    let r = c.get(&format!("/p/{tampered}/other/master.m3u8"), "");
     assert_eq!(r.status, 401);
     assert!(e.metric("streamgate_tokens_rejected_total{reason=\"expired\"}") >= 1.0);
     assert!(e.metric("streamgate_tokens_rejected_total{reason=\"bad_signature\"}") >= 3.0);
@@ -147,7 +166,7 @@ fn serde_json_claims(sub: &str) -> Vec<u8> {
 
 #[test]
 fn revocation_and_rotation_apply_without_restart() {
-    let e = closed_engine();
+    let e = closed_engine(Wire::Http1);
     let token = e.issue_token("movie");
     let path = format!("/p/{token}/movie/master.m3u8");
     e.wait_status(&path, 200);

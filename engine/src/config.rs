@@ -97,8 +97,26 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// More certificates, chosen by the name the client asks for (SNI);
+    /// `cert`/`key` answer every other name.
+    pub sni: Vec<SniCert>,
+    /// Refuse the handshake when the client asks for a name no SNI
+    /// certificate has (rather than answering with `cert`).
+    pub strict_sni: bool,
     /// Longest wait for a client to finish its handshake.
     pub handshake_timeout: Duration,
+}
+
+/// A certificate for some names (`[[engine.tls.sni]]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniCert {
+    /// DNS names, or `*.` and one (matching one label).
+    pub names: Vec<String>,
+    /// PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// HTTP/2 defences: `net`'s, configured under `[engine.h2]`.

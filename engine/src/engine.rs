@@ -85,8 +85,7 @@ impl Engine {
         let mut certs = None;
         let tls = match &config.tls {
             Some(t) => {
-                let (server, store) =
-                    crate::tls::server_config(&t.cert, &t.key).map_err(EngineError::Tls)?;
+                let (server, store) = crate::tls::server_config(t).map_err(EngineError::Tls)?;
                 certs = Some(store);
                 let ktls = crate::tls::ktls();
                 // Said once: bodies over TLS are copied either way today.

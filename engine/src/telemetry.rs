@@ -30,6 +30,7 @@ mod name {
     pub const TLS_CONNECTIONS: &str = "streamgate_tls_connections_total";
     pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_tls_handshake_failures_total";
     pub const KTLS: &str = "streamgate_ktls_available";
+    pub const CERTIFICATE_EXPIRY: &str = "streamgate_tls_certificate_expiry_timestamp_seconds";
     pub const H2_GOAWAYS: &str = "streamgate_h2_goaways_total";
     pub const H2_CONNECTION_ERRORS: &str = "streamgate_h2_connection_errors_total";
 }
@@ -109,7 +110,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(
         name::TLS_HANDSHAKE_FAILURES,
-        "TLS handshakes that failed, by reason (timeout, closed, alert_received, no_alpn, …)"
+        "TLS handshakes that failed, by reason (timeout, closed, alert_received, no_alpn, no_certificate: \
+         a name no SNI certificate has under strict_sni, …)"
     );
     describe_counter!(
         name::H2_GOAWAYS,
@@ -120,6 +122,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "HTTP/2 connections ended by an error, by what ended them (enhance_your_calm, protocol_error, \
          compression_error, frame_size_error: a GOAWAY we sent; io: the flood guard or the socket; peer: \
          the client's GOAWAY or reset)"
+    );
+    describe_gauge!(
+        name::CERTIFICATE_EXPIRY,
+        "When each TLS certificate (by file) expires, in Unix seconds: alert on it minus time()"
     );
     describe_gauge!(
         name::KTLS,
@@ -162,6 +168,11 @@ pub fn goaway(reason: &'static str) {
 /// An HTTP/2 connection ended by an error.
 pub fn h2_connection_error(why: &'static str) {
     counter!(name::H2_CONNECTION_ERRORS, "why" => why).increment(1);
+}
+
+/// When the certificate in `file` expires (Unix seconds).
+pub fn certificate_expiry(file: &str, unix_seconds: f64) {
+    gauge!(name::CERTIFICATE_EXPIRY, "cert" => file.to_string()).set(unix_seconds);
 }
 
 /// What the kTLS probe found.

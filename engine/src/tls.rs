@@ -1,7 +1,7 @@
 //! TLS on the data plane: the rustls server configuration from PEM files
 //! (ring provider; TLS 1.2 and 1.3; ECDSA, Ed25519 or RSA keys; ALPN `h2`
 //! then `http/1.1`; session tickets and a session cache for resumption),
-//! and the kTLS probe.
+//! certificates chosen by SNI, their expiry watched, and the kTLS probe.
 //!
 //! Bodies over TLS are copied through rustls's record layer: there is no
 //! zero-copy send under userspace TLS. Handing the traffic keys to the
@@ -11,9 +11,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -21,6 +20,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+use x509_cert::der::Decode;
+
+use crate::config::{SniCert, TlsConfig};
+use crate::telemetry;
 
 /// Why a TLS configuration could not be built.
 #[non_exhaustive]
@@ -40,6 +43,15 @@ pub enum TlsError {
     /// rustls refused the pair (a key that does not match the certificate,
     /// an unsupported key type).
     Rejected(rustls::Error),
+    /// The leaf certificate is not X.509 DER that parses.
+    BadCertificate {
+        /// Which file.
+        path: PathBuf,
+        /// What the parser said.
+        why: String,
+    },
+    /// An SNI name that is neither a DNS name nor `*.` and one.
+    BadSniName(String),
 }
 
 impl fmt::Display for TlsError {
@@ -51,6 +63,17 @@ impl fmt::Display for TlsError {
             }
             Self::NoKey(path) => write!(f, "{}: no PEM private key in it", path.display()),
             Self::Rejected(e) => write!(f, "the certificate and key do not make a TLS server: {e}"),
+            Self::BadCertificate { path, why } => {
+                write!(
+                    f,
+                    "{}: the certificate does not parse: {why}",
+                    path.display()
+                )
+            }
+            Self::BadSniName(name) => write!(
+                f,
+                "SNI name {name:?}: want a DNS name, or \"*.\" and one (one label)"
+            ),
         }
     }
 }
@@ -72,18 +95,23 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// A certificate chain and key as rustls signs with them, from PEM files.
+/// A certificate chain and key as rustls signs with them, from PEM files,
+/// and when the leaf expires.
 fn certified_key(
     provider: &CryptoProvider,
     cert: &Path,
     key: &Path,
-) -> Result<Arc<CertifiedKey>, TlsError> {
+) -> Result<(Arc<CertifiedKey>, SystemTime), TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
         .filter_map(Result::ok)
         .collect();
-    if chain.is_empty() {
+    let Some(leaf) = chain.first() else {
         return Err(TlsError::NoCertificate(cert.to_path_buf()));
-    }
+    };
+    let not_after = not_after(leaf).map_err(|why| TlsError::BadCertificate {
+        path: cert.to_path_buf(),
+        why,
+    })?;
     let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
         .map_err(|_| TlsError::NoKey(key.to_path_buf()))?;
     let signing = provider
@@ -92,24 +120,133 @@ fn certified_key(
         .map_err(TlsError::Rejected)?;
     let certified = CertifiedKey::new(chain, signing);
     certified.keys_match().map_err(TlsError::Rejected)?;
-    Ok(Arc::new(certified))
+    Ok((Arc::new(certified), not_after))
 }
 
-/// The certificate new handshakes get; replaced whole by [`CertStore::reload`]
-/// while open connections keep the one they started with.
+/// The leaf's notAfter.
+fn not_after(leaf: &CertificateDer<'_>) -> Result<SystemTime, String> {
+    let parsed = x509_cert::Certificate::from_der(leaf).map_err(|e| e.to_string())?;
+    let after = parsed.tbs_certificate.validity.not_after.to_unix_duration();
+    Ok(SystemTime::UNIX_EPOCH + after)
+}
+
+/// Warn this long before a certificate expires.
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Says in the log when a certificate has expired or soon will (clients
+/// refuse an expired one; the engine still serves it, as nginx does, so
+/// that a late renewal is not a total outage for clients that skip
+/// verification), and exports its expiry for alerts.
+fn watch_expiry(cert: &Path, not_after: SystemTime) {
+    let at = not_after
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    telemetry::certificate_expiry(&cert.display().to_string(), at.as_secs_f64());
+    match not_after.duration_since(SystemTime::now()) {
+        Err(ago) => tracing::warn!(
+            cert = %cert.display(),
+            expired_days_ago = ago.duration().as_secs() / 86_400,
+            "TLS certificate has expired: clients that verify will refuse it; renew it and reload"
+        ),
+        Ok(left) if left < EXPIRY_WARNING => tracing::warn!(
+            cert = %cert.display(),
+            days_left = left.as_secs() / 86_400,
+            "TLS certificate expires soon; renew it and reload"
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// A name a certificate is chosen for: exact, or `*.` and one label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SniName {
+    Exact(String),
+    /// `*.example.com`, kept as `.example.com`.
+    Wildcard(String),
+}
+
+impl SniName {
+    fn parse(name: &str) -> Result<Self, TlsError> {
+        let lower = name.to_ascii_lowercase();
+        let (wild, rest) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        let dns_label =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if rest.is_empty() || !rest.split('.').all(dns_label) {
+            return Err(TlsError::BadSniName(name.to_string()));
+        }
+        Ok(if wild {
+            Self::Wildcard(format!(".{rest}"))
+        } else {
+            Self::Exact(lower)
+        })
+    }
+
+    /// Whether `host` (lower case, as rustls hands SNI over) matches.
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(name) => name == host,
+            Self::Wildcard(suffix) => host
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        }
+    }
+}
+
+/// Every certificate of the listener, loaded together.
+#[derive(Debug)]
+struct Loaded {
+    default: Arc<CertifiedKey>,
+    by_name: Vec<(SniName, Arc<CertifiedKey>)>,
+}
+
+/// The certificates new handshakes get, chosen by SNI; replaced whole by
+/// [`CertStore::reload`] while open connections keep the one they started
+/// with.
 #[derive(Debug)]
 pub struct CertStore {
-    cert: PathBuf,
-    key: PathBuf,
-    current: RwLock<Arc<CertifiedKey>>,
+    files: TlsFiles,
+    strict_sni: bool,
+    current: RwLock<Arc<Loaded>>,
     provider: Arc<CryptoProvider>,
 }
 
+impl Loaded {
+    /// Loads the default pair and every SNI pair, or none.
+    fn read(provider: &CryptoProvider, tls: &TlsFiles) -> Result<Self, TlsError> {
+        let (default, not_after) = certified_key(provider, &tls.cert, &tls.key)?;
+        let mut expiries = vec![(tls.cert.as_path(), not_after)];
+        let mut by_name = Vec::new();
+        for entry in &tls.sni {
+            let (key, not_after) = certified_key(provider, &entry.cert, &entry.key)?;
+            expiries.push((entry.cert.as_path(), not_after));
+            for name in &entry.names {
+                by_name.push((SniName::parse(name)?, Arc::clone(&key)));
+            }
+        }
+        // Only once every file loaded: a bad one changes nothing.
+        for (cert, not_after) in expiries {
+            watch_expiry(cert, not_after);
+        }
+        Ok(Self { default, by_name })
+    }
+}
+
+/// The files a listener's certificates come from.
+#[derive(Debug)]
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    sni: Vec<SniCert>,
+}
+
 impl CertStore {
-    /// Reads the files again; on any error the current certificate stays
+    /// Reads every file again; on any error the current certificates stay
     /// and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = certified_key(&self.provider, &self.cert, &self.key)?;
+        let fresh = Arc::new(Loaded::read(&self.provider, &self.files)?);
         if let Ok(mut current) = self.current.write() {
             *current = fresh;
         }
@@ -118,22 +255,36 @@ impl CertStore {
 }
 
 impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|c| Arc::clone(&c))
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let loaded = Arc::clone(&*self.current.read().ok()?);
+        if let Some(host) = hello.server_name() {
+            if let Some((_, key)) = loaded.by_name.iter().find(|(n, _)| n.matches(host)) {
+                return Some(Arc::clone(key));
+            }
+        }
+        if self.strict_sni && !loaded.by_name.is_empty() {
+            // rustls then refuses the handshake (handshake_failure).
+            tracing::debug!(sni = ?hello.server_name(), "no certificate for this name");
+            return None;
+        }
+        Some(Arc::clone(&loaded.default))
     }
 }
 
-/// The server configuration for a certificate chain and key (PEM files),
+/// The server configuration for the listener's certificates (PEM files),
 /// and the store that reloads them.
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-) -> Result<(Arc<ServerConfig>, Arc<CertStore>), TlsError> {
+pub fn server_config(tls: &TlsConfig) -> Result<(Arc<ServerConfig>, Arc<CertStore>), TlsError> {
     let provider = Arc::new(ring::default_provider());
+    let files = TlsFiles {
+        cert: tls.cert.clone(),
+        key: tls.key.clone(),
+        sni: tls.sni.clone(),
+    };
+    let loaded = Loaded::read(&provider, &files)?;
     let store = Arc::new(CertStore {
-        cert: cert.to_path_buf(),
-        key: key.to_path_buf(),
-        current: RwLock::new(certified_key(&provider, cert, key)?),
+        files,
+        strict_sni: tls.strict_sni,
+        current: RwLock::new(Arc::new(loaded)),
         provider: Arc::clone(&provider),
     });
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -198,15 +349,48 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not pem\n").unwrap();
         let missing = dir.join("missing.pem");
+        let files = |cert: &Path, key: &Path| TlsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            sni: Vec::new(),
+            strict_sni: false,
+            handshake_timeout: Duration::from_secs(1),
+        };
         assert!(matches!(
-            server_config(&missing, &empty),
+            server_config(&files(&missing, &empty)),
             Err(TlsError::Read { .. })
         ));
         assert!(matches!(
-            server_config(&empty, &empty),
+            server_config(&files(&empty, &empty)),
             Err(TlsError::NoCertificate(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sni_names_match_exactly_or_one_label_under_a_wildcard() {
+        let exact = SniName::parse("Media.Example.com").unwrap();
+        assert!(exact.matches("media.example.com"));
+        assert!(!exact.matches("x.media.example.com"));
+        let wild = SniName::parse("*.example.com").unwrap();
+        assert!(wild.matches("a.example.com"));
+        assert!(!wild.matches("example.com"), "the bare domain");
+        assert!(!wild.matches("a.b.example.com"), "two labels");
+        assert!(!wild.matches("aexample.com"));
+        for bad in [
+            "",
+            "*.",
+            "a..b",
+            "*.*.example.com",
+            "ex ample.com",
+            "a.*.com",
+        ] {
+            assert!(
+                matches!(SniName::parse(bad), Err(TlsError::BadSniName(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -339,6 +339,12 @@ fn handshake_reason(e: &io::Error) -> &'static str {
         Some(rustls::Error::AlertReceived(_)) => "alert_received",
         Some(rustls::Error::InvalidMessage(_)) => "invalid_message",
         Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        // The certificate resolver had nothing for the name asked (strict
+        // SNI). rustls says so only in words; `tests/tls_h2.rs` checks the
+        // label, so a change of wording shows.
+        Some(rustls::Error::General(m)) if m == "no server certificate chain resolved" => {
+            "no_certificate"
+        }
         Some(_) => "tls_error",
         None if e.kind() == io::ErrorKind::UnexpectedEof => "closed",
         None => "io",

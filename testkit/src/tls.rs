@@ -32,3 +32,82 @@ pub fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     }
     Ok((cert, key))
 }
+
+/// A self-signed ECDSA P-256 server certificate for `names` (DNS names;
+/// the first is the subject), written as `<first>-cert.pem` and
+/// `<first>-key.pem` in `dir`. `expired`: valid only for a day in 2020
+/// (made through `openssl ca`, whose dates can be set, since `req -x509`
+/// takes no date in the past).
+pub fn certificate(
+    dir: &Path,
+    names: &[&str],
+    expired: bool,
+) -> Result<(PathBuf, PathBuf), String> {
+    let first = names.first().ok_or("no name")?;
+    let (cert, key) = (
+        dir.join(format!("{first}-cert.pem")),
+        dir.join(format!("{first}-key.pem")),
+    );
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run openssl (scripts/setup.sh installs it): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    let request = |cmd: &mut Command| {
+        cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-nodes", "-subj", &format!("/CN={first}")])
+            .args(["-addext", &format!("subjectAltName={san}")])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key);
+    };
+    if !expired {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["req", "-x509", "-days", "2"]);
+        request(&mut cmd);
+        return run(cmd.arg("-out").arg(&cert)).map(|()| (cert, key));
+    }
+    let ca = dir.join(format!("{first}-ca"));
+    std::fs::create_dir_all(&ca).map_err(|e| e.to_string())?;
+    let config = ca.join("ca.cnf");
+    std::fs::write(
+        &config,
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
+    )
+    .and_then(|()| std::fs::write(ca.join("index.txt"), ""))
+    .and_then(|()| std::fs::write(ca.join("serial"), "01\n"))
+    .map_err(|e| e.to_string())?;
+    let csr = ca.join("req.csr");
+    let mut cmd = Command::new("openssl");
+    cmd.arg("req");
+    request(&mut cmd);
+    run(cmd.arg("-new").arg("-out").arg(&csr))?;
+    run(Command::new("openssl")
+        .current_dir(&ca)
+        .args(["ca", "-batch", "-selfsign", "-notext", "-config"])
+        .arg(&config)
+        .arg("-keyfile")
+        .arg(&key)
+        .arg("-in")
+        .arg(&csr)
+        .args([
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+        ])
+        .arg("-out")
+        .arg(&cert))?;
+    Ok((cert, key))
+}

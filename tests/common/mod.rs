@@ -5,6 +5,7 @@
 
 pub mod nginx;
 pub mod postgres;
+pub mod wire;
 #[allow(unused_imports)]
 pub use streamgate_testkit::{chain, wallet};
 
@@ -243,7 +244,16 @@ pub struct Engine {
     pub http: SocketAddr,
     pub scratch: Scratch,
     pub root: PathBuf,
+    /// The TLS listener, when started with [`Options::tls`].
+    pub tls: Option<TlsListener>,
     args: Vec<String>,
+}
+
+/// The engine's TLS listener and the CA that verifies it (its
+/// self-signed certificate).
+pub struct TlsListener {
+    pub addr: SocketAddr,
+    pub ca: PathBuf,
 }
 
 fn spawn_engine(args: &[String]) -> Child {
@@ -267,6 +277,8 @@ pub struct Options {
     pub control_toml: String,
     /// Extra top-level sections (`[chains.N]`, `[nft]`), as TOML.
     pub sections_toml: String,
+    /// A TLS listener (`listen_tls`) with a fresh self-signed certificate.
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -277,6 +289,7 @@ impl Default for Options {
             engine_toml: String::new(),
             control_toml: String::new(),
             sections_toml: String::new(),
+            tls: false,
         }
     }
 }
@@ -287,8 +300,19 @@ impl Engine {
         Self::start_with(Options::default(), fill)
     }
 
-    pub fn start_with(options: Options, fill: impl FnOnce(&Path)) -> Self {
+    pub fn start_with(mut options: Options, fill: impl FnOnce(&Path)) -> Self {
         let scratch = Scratch::new("engine");
+        let tls = options.tls.then(|| {
+            let (ca, key) = nginx::self_signed(&scratch.0);
+            let addr = free_addr();
+            options.engine_toml += &format!("\nlisten_tls = \"{addr}\"\n");
+            options.sections_toml += &format!(
+                "\n[engine.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                ca.display(),
+                key.display()
+            );
+            TlsListener { addr, ca }
+        });
         let root = scratch.0.join("root");
         std::fs::create_dir_all(&root).unwrap();
         // Served as-is by an open engine; imported through the control
@@ -331,6 +355,7 @@ impl Engine {
             http,
             scratch,
             root,
+            tls,
             args,
         };
         engine.wait_ready();
