@@ -40,23 +40,18 @@ fn engine_with_tls(
     (e, tls, cert)
 }
 
-/// curl's answer: (HTTP version, status, headers lower-cased, body).
+/// curl's answer: (HTTP version, status, body).
 struct Curl {
     version: String,
     status: u16,
-    headers: String,
     body: Vec<u8>,
 }
 
 fn curl(args: &[&str]) -> Curl {
-    let dir = std::env::temp_dir();
-    let id =
-        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
-    let (head, body) = (dir.join(format!("h-{id}")), dir.join(format!("b-{id}")));
+    let s = Scratch::new("curl");
+    let body = s.0.join("body");
     let out = Command::new("curl")
-        .args(["-s", "-S", "--max-time", "10", "-D"])
-        .arg(&head)
-        .arg("-o")
+        .args(["-s", "-S", "--max-time", "10", "-o"])
         .arg(&body)
         .args(["-w", "%{http_version} %{http_code}"])
         .args(args)
@@ -64,17 +59,11 @@ fn curl(args: &[&str]) -> Curl {
         .expect("curl");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     let (version, status) = said.split_once(' ').unwrap_or(("", "0"));
-    let c = Curl {
+    Curl {
         version: version.to_string(),
         status: status.trim().parse().unwrap_or(0),
-        headers: std::fs::read_to_string(&head)
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
         body: std::fs::read(&body).unwrap_or_default(),
-    };
-    let _ = std::fs::remove_file(head);
-    let _ = std::fs::remove_file(body);
-    c
+    }
 }
 
 #[test]
