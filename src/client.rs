@@ -1,5 +1,6 @@
 //! The command line's gRPC client: the control plane's address and the
-//! operator token come from the same configuration `serve` reads.
+//! operator token (or a client certificate, for mTLS) come from the same
+//! configuration `serve` reads.
 
 use std::future::Future;
 
@@ -14,30 +15,37 @@ use crate::config::FileConfig;
 pub struct Operator {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
-    authorization: MetadataValue<tonic::metadata::Ascii>,
+    /// `Bearer <operator token>`; none when a client certificate stands in.
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
     endpoint: streamgate_engine::ControlEndpoint,
 }
 
 impl Operator {
-    /// Reads the operator token and prepares a (lazy) connection.
+    /// Reads the operator token (unless a client certificate is
+    /// configured and there is none) and prepares a (lazy) connection.
     pub fn connect(file: &FileConfig) -> Result<Self, String> {
-        let path = file.operator_token_path();
-        let token = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read the operator token {}: {e} (it is created by the first `streamgate serve` or `streamgate control`; pass the same --config)",
-                path.display()
-            )
-        })?;
-        let authorization = format!("Bearer {}", token.trim())
-            .parse()
-            .map_err(|_| format!("{} does not hold a valid token", path.display()))?;
         let endpoint = file.control_endpoint()?;
+        let path = file.operator_token_path();
+        let authorization = match std::fs::read_to_string(&path) {
+            Ok(token) => Some(
+                format!("Bearer {}", token.trim())
+                    .parse()
+                    .map_err(|_| format!("{} does not hold a valid token", path.display()))?,
+            ),
+            Err(_) if endpoint.identity.is_some() => None,
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the operator token {}: {e} (it is created by the first `streamgate serve` or `streamgate control`; pass the same --config)",
+                    path.display()
+                ))
+            }
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         let channel = runtime.block_on(async {
-            streamgate_api::control_endpoint(&endpoint.url, endpoint.ca.as_deref()).map(|e| {
+            endpoint.channel().map(|e| {
                 e.connect_timeout(std::time::Duration::from_secs(3))
                     .connect_lazy()
             })
@@ -53,9 +61,11 @@ impl Operator {
     /// `message` with the operator's authorization attached.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert(streamgate_api::AUTHORIZATION, self.authorization.clone());
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert(streamgate_api::AUTHORIZATION, authorization.clone());
+        }
         request
     }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use streamgate_control_plane::{ChainConfig, ControlConfig, TlsFiles};
 use streamgate_engine::{
-    AccessPolicy, ControlEndpoint, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
+    AccessPolicy, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits, IngestConfig,
+    JobsConfig, TlsConfig,
 };
 
 /// The whole file.
@@ -62,6 +63,12 @@ pub struct ControlTlsSection {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     ca: Option<PathBuf>,
+    /// The control plane takes a client certificate this CA signed as an
+    /// operator (mTLS: engines without the operator token).
+    client_ca: Option<PathBuf>,
+    /// The certificate this node presents to the control plane.
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
 
 /// `[chains.<id>]`
@@ -183,14 +190,27 @@ impl FileConfig {
             addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         let tls = self.control.tls.as_ref();
-        let scheme = if tls.is_some_and(|t| t.cert.is_some()) {
-            "https"
-        } else {
-            "http"
+        // Any TLS key here means the control plane speaks TLS: its own
+        // certificate (same node), or a CA or client certificate to reach
+        // it with (another node).
+        let scheme =
+            if tls.is_some_and(|t| t.cert.is_some() || t.ca.is_some() || t.client_cert.is_some()) {
+                "https"
+            } else {
+                "http"
+            };
+        let identity = match tls.map(|t| (&t.client_cert, &t.client_key)) {
+            None | Some((None, None)) => None,
+            Some((Some(cert), Some(key))) => Some(ClientIdentity {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            Some(_) => return Err("control.tls needs both client_cert and client_key".into()),
         };
         Ok(ControlEndpoint {
             url: format!("{scheme}://{addr}"),
             ca: tls.and_then(|t| t.ca.clone()),
+            identity,
         })
     }
 
@@ -204,6 +224,7 @@ impl FileConfig {
             Some((Some(cert), Some(key))) => Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
+                client_ca: s.tls.as_ref().and_then(|t| t.client_ca.clone()),
             }),
             Some(_) => return Err("control.tls needs both cert and key".into()),
         };

@@ -654,3 +654,72 @@ fn certificates_are_chosen_by_sni_and_expired_or_unknown_names_fail_visibly() {
     assert_eq!(code, Some(35), "a refused handshake: {said}");
     assert!(e.metric("streamgate_tls_handshake_failures_total{reason=\"no_certificate\"}") >= 1.0);
 }
+
+#[test]
+fn a_client_certificate_from_the_client_ca_stands_in_for_the_operator_token() {
+    let s = Scratch::new("mtls");
+    let (cert, key) = self_signed(&s.0);
+    let (client_ca, client_cert, client_key) =
+        streamgate_testkit::tls::client_certificate(&s.0).unwrap();
+    let e = Engine::start_with(
+        Options {
+            open: false,
+            sections_toml: format!(
+                "[control.tls]\ncert = \"{0}\"\nkey = \"{1}\"\nca = \"{0}\"\nclient_ca = \"{2}\"\n",
+                cert.display(),
+                key.display(),
+                client_ca.display()
+            ),
+            ..Options::default()
+        },
+        |dir| write(&dir.join("film/master.m3u8"), b"#EXTM3U\n"),
+    );
+    // Another node: its own data dir (no operator token in it), the
+    // control plane's CA, and maybe a client certificate.
+    let node = s.0.join("node");
+    std::fs::create_dir_all(&node).unwrap();
+    let node_config = |client: Option<(&Path, &Path)>| {
+        let mut toml = format!(
+            "data_dir = \"{}\"\n[control]\ngrpc = \"{}\"\n[control.tls]\nca = \"{}\"\n",
+            node.display(),
+            e.grpc,
+            cert.display()
+        );
+        if let Some((c, k)) = client {
+            toml += &format!(
+                "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+                c.display(),
+                k.display()
+            );
+        }
+        let path = node.join("streamgate.toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    };
+    let list = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(["asset", "list", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    // With the client certificate: an operator, no token needed.
+    let out = list(&node_config(Some((&client_cert, &client_key))));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("film"));
+    // Without one, and without the token: told what is missing.
+    let out = list(&node_config(None));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the operator token"));
+    // A certificate the client CA did not sign (the server's own,
+    // self-signed): the handshake is refused.
+    let out = list(&node_config(Some((&cert, &key))));
+    assert!(!out.status.success(), "a stranger's certificate was let in");
+    // The operator token still works beside mTLS (the CLI on the box).
+    let (listed, _) = e.cli_with_stderr(&["asset", "list"], &[]);
+    assert!(listed.contains("film"), "{listed}");
+}

@@ -21,10 +21,13 @@ pub use error::{ErrorCode, ERROR_CODE_METADATA};
 
 /// A channel endpoint for the control plane at `url`: `http://…` plain,
 /// `https://…` verified against the PEM CA file `ca` (the operator's CA,
-/// `[control.tls] ca`) or, without one, the system's trusted roots.
+/// `[control.tls] ca`) or, without one, the system's trusted roots;
+/// `identity` (certificate, key: PEM files) is presented to a control
+/// plane that asks for client certificates (mTLS).
 pub fn control_endpoint(
     url: &str,
     ca: Option<&std::path::Path>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
 ) -> Result<tonic::transport::Endpoint, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("control endpoint {url:?}: {e}"))?;
@@ -40,6 +43,20 @@ pub fn control_endpoint(
         }
         None => tls.with_native_roots(),
     };
+    if let Some((cert, key)) = identity {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| {
+                format!(
+                    "cannot read the client certificate file {}: {e}",
+                    p.display()
+                )
+            })
+        };
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        ));
+    }
     endpoint
         .tls_config(tls)
         .map_err(|e| format!("control endpoint {url:?}: {e}"))

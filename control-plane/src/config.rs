@@ -70,6 +70,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key.
     pub key: PathBuf,
+    /// Client certificates this CA signed make their holder an operator
+    /// on gRPC (mTLS); without it no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ControlConfig {

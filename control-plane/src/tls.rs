@@ -15,6 +15,7 @@ use crate::config::TlsFiles;
 pub struct Identity {
     cert: Vec<u8>,
     key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
 }
 
 impl Identity {
@@ -26,16 +27,26 @@ impl Identity {
         let identity = Self {
             cert: read(&files.cert)?,
             key: read(&files.key)?,
+            client_ca: files.client_ca.as_deref().map(read).transpose()?,
         };
         // Fail at start, not at the first handshake.
         identity.acceptor()?;
         Ok(identity)
     }
 
-    /// tonic's server configuration.
+    /// tonic's server configuration: with a client CA, a client
+    /// certificate is asked for but optional (the CLI still comes with
+    /// the operator token), and one that does not verify ends the
+    /// handshake.
     pub fn grpc(&self) -> tonic::transport::ServerTlsConfig {
-        tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(&self.cert, &self.key))
+        let config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&self.cert, &self.key));
+        match &self.client_ca {
+            Some(ca) => config
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true),
+            None => config,
+        }
     }
 
     /// A rustls acceptor for the JSON API (ALPN http/1.1).

@@ -80,6 +80,31 @@ pub struct ControlEndpoint {
     /// The CA (PEM) that signed the control plane's certificate
     /// (`[control.tls] ca`); without it, the system's roots.
     pub ca: Option<PathBuf>,
+    /// A client certificate to present (`[control.tls] client_cert` and
+    /// `client_key`): a control plane with `client_ca` then takes this
+    /// node as an operator without the operator token (mTLS).
+    pub identity: Option<ClientIdentity>,
+}
+
+/// A client certificate chain and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+impl ControlEndpoint {
+    /// A channel endpoint for it (TLS verified by `ca`, with the client
+    /// certificate when there is one).
+    pub fn channel(&self) -> Result<tonic::transport::Endpoint, String> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|i| (i.cert.as_path(), i.key.as_path()));
+        streamgate_api::control_endpoint(&self.url, self.ca.as_deref(), identity)
+    }
 }
 
 impl std::fmt::Display for ControlEndpoint {

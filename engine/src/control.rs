@@ -76,13 +76,12 @@ pub fn lazy_channel(
     timeout: Duration,
 ) -> std::io::Result<Channel> {
     let _context = runtime.enter();
-    Ok(
-        streamgate_api::control_endpoint(&endpoint.url, endpoint.ca.as_deref())
-            .map_err(std::io::Error::other)?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .connect_lazy(),
-    )
+    Ok(endpoint
+        .channel()
+        .map_err(std::io::Error::other)?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
 }
 
 /// A blocking operator client.
@@ -90,12 +89,16 @@ pub struct ControlClient {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
     token_path: PathBuf,
+    /// Whether a client certificate authorizes calls (mTLS), so that a
+    /// missing token file is no error.
+    mtls: bool,
 }
 
 impl ControlClient {
-    /// A lazy connection to `endpoint`, authorized by the token in
-    /// `token_path` (read per call, so a token created after the engine
-    /// started is picked up).
+    /// A lazy connection to `endpoint`, authorized by its client
+    /// certificate when it has one, and by the token in `token_path` when
+    /// that file exists (read per call, so a token created after the
+    /// engine started is picked up).
     pub fn new(
         endpoint: &crate::config::ControlEndpoint,
         token_path: PathBuf,
@@ -110,6 +113,7 @@ impl ControlClient {
             runtime,
             channel,
             token_path,
+            mtls: endpoint.identity.is_some(),
         })
     }
 
@@ -122,7 +126,12 @@ impl ControlClient {
 
     fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ControlError> {
         let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {}", self.operator_token()?)
+        let token = match self.operator_token() {
+            Ok(token) => token,
+            Err(_) if self.mtls => return Ok(request),
+            Err(e) => return Err(e),
+        };
+        let value = format!("Bearer {token}")
             .parse()
             .map_err(|_| ControlError::NoToken("not a valid header value".into()))?;
         request

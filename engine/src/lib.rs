@@ -57,7 +57,8 @@ mod transport;
 mod worker;
 
 pub use config::{
-    AccessPolicy, ControlEndpoint, EngineConfig, H2Limits, IngestConfig, JobsConfig, TlsConfig,
+    AccessPolicy, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits, IngestConfig,
+    JobsConfig, TlsConfig,
 };
 pub use engine::{Engine, EngineError};
 pub use shutdown::{

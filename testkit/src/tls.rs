@@ -111,3 +111,83 @@ pub fn certificate(
         .arg(&cert))?;
     Ok((cert, key))
 }
+
+/// A client CA and a client certificate it signed (`clientAuth`), for
+/// mTLS: writes `client-ca.pem`, `client-cert.pem`, `client-key.pem` into
+/// `dir`; returns (CA, certificate, key).
+pub fn client_certificate(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    let path = |n: &str| dir.join(n);
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run openssl (scripts/setup.sh installs it): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-days", "2", "-subj", "/CN=StreamGate test client CA"],
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-keyout",
+            "client-ca-key.pem",
+            "-out",
+            "client-ca.pem",
+        ],
+    ]
+    .concat())?;
+    run(&[
+        &["req", "-new"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=engine-1",
+            "-keyout",
+            "client-key.pem",
+            "-out",
+            "client.csr",
+        ],
+    ]
+    .concat())?;
+    std::fs::write(
+        path("client.ext"),
+        "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "client-ca.pem",
+        "-CAkey",
+        "client-ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client-cert.pem",
+    ])?;
+    Ok((
+        path("client-ca.pem"),
+        path("client-cert.pem"),
+        path("client-key.pem"),
+    ))
+}
