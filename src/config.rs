@@ -137,6 +137,8 @@ pub struct EngineTlsSection {
     #[serde(default)]
     sni: Vec<streamgate_engine::config::SniCert>,
     strict_sni: Option<bool>,
+    /// Use kernel TLS where the kernel has it (default true).
+    ktls: Option<bool>,
 }
 
 /// `[engine.h2]`: HTTP/2 limits.
@@ -365,6 +367,7 @@ impl FileConfig {
                     key: key.clone(),
                     sni: t.sni.clone(),
                     strict_sni: t.strict_sni.unwrap_or(false),
+                    ktls: t.ktls.unwrap_or(true),
                     handshake_timeout: ConfigDuration::or_secs(t.handshake_timeout, 10),
                 }),
                 _ => return Err("engine.tls needs both cert and key".into()),

@@ -723,3 +723,44 @@ fn a_client_certificate_from_the_client_ca_stands_in_for_the_operator_token() {
     let (listed, _) = e.cli_with_stderr(&["asset", "list"], &[]);
     assert!(listed.contains("film"), "{listed}");
 }
+
+#[test]
+#[cfg_attr(
+    not(ktls_kernel),
+    ignore = "this kernel has no kTLS (CONFIG_TLS; build.rs probes TCP_ULP \"tls\"): the hand-over runs where it has"
+)]
+fn http1_over_tls_goes_to_kernel_tls_and_bodies_are_spliced() {
+    let s = Scratch::new("ktls");
+    let big = pattern(8 << 20, 3);
+    let (e, tls, cert) = engine_with_tls(&s, "", |root| write(&root.join("a/big.m4s"), &big));
+    let url = format!("https://127.0.0.1:{}/v/a/big.m4s", tls.port());
+    let ca = cert.to_str().unwrap();
+    // TLS 1.3 and 1.2, two requests on one connection each, a range.
+    for max in ["1.3", "1.2"] {
+        let out = s.0.join(format!("out-{max}"));
+        let ranged = s.0.join(format!("range-{max}"));
+        let common = ["-s", "-S", "--http1.1", "--tls-max", max, "--cacert", ca];
+        // `--next`: a second transfer with its own options, on the same
+        // connection (curl keeps it in its cache).
+        let status = Command::new("curl")
+            .args(common)
+            .args(["-o", out.to_str().unwrap(), &url, "--next"])
+            .args(common)
+            .args(["-r", "100-199", "-o", ranged.to_str().unwrap(), &url])
+            .status()
+            .unwrap();
+        assert!(status.success(), "TLS {max}");
+        assert!(std::fs::read(&out).unwrap() == big, "TLS {max}: body");
+        assert_eq!(std::fs::read(&ranged).unwrap(), &big[100..200], "TLS {max}");
+    }
+    assert_eq!(e.metric("streamgate_ktls_available"), 1.0);
+    assert!(e.metric("streamgate_ktls_connections_total{outcome=\"kernel\"}") >= 2.0);
+    assert_eq!(
+        e.metric("streamgate_ktls_connections_total{outcome=\"failed\"}"),
+        0.0
+    );
+    // HTTP/2 stays in userspace and is served.
+    let h2 = curl(&["--http2", "--cacert", ca, &url]);
+    assert_eq!((h2.version.as_str(), h2.status), ("2", 200));
+    assert!(h2.body == big);
+}

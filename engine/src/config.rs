@@ -128,6 +128,9 @@ pub struct TlsConfig {
     /// Refuse the handshake when the client asks for a name no SNI
     /// certificate has (rather than answering with `cert`).
     pub strict_sni: bool,
+    /// Hand HTTP/1.1 connections to kernel TLS after the handshake where
+    /// the kernel has it (`crate::ktls`).
+    pub ktls: bool,
     /// Longest wait for a client to finish its handshake.
     pub handshake_timeout: Duration,
 }

@@ -85,16 +85,26 @@ impl Engine {
         let mut certs = None;
         let tls = match &config.tls {
             Some(t) => {
-                let (server, store) = crate::tls::server_config(t).map_err(EngineError::Tls)?;
+                let probed = crate::ktls::probe();
+                let ktls = t.ktls && probed == crate::ktls::Ktls::Available;
+                let (server, store) =
+                    crate::tls::server_config(t, ktls).map_err(EngineError::Tls)?;
                 certs = Some(store);
-                let ktls = crate::tls::ktls();
-                // Said once: bodies over TLS are copied either way today.
-                tracing::info!(
-                    listen = %t.listen,
-                    ktls = ?ktls,
-                    "TLS listener: rustls in userspace (bodies copied)"
-                );
-                telemetry::ktls(ktls == crate::tls::Ktls::Available);
+                // Said once, here; per connection only in metrics.
+                if ktls {
+                    tracing::info!(
+                        listen = %t.listen,
+                        "TLS listener: HTTP/1.1 connections go to kernel TLS after the handshake (bodies spliced)"
+                    );
+                } else {
+                    tracing::info!(
+                        listen = %t.listen,
+                        kernel = ?probed,
+                        enabled = t.ktls,
+                        "TLS listener: rustls in userspace (bodies copied)"
+                    );
+                }
+                telemetry::ktls(ktls);
                 Some(server)
             }
             None => None,

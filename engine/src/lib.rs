@@ -47,6 +47,7 @@ mod http1;
 mod http2;
 mod ingest;
 mod jobs;
+pub mod ktls;
 mod park;
 mod serve;
 mod shutdown;

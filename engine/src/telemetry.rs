@@ -30,6 +30,7 @@ mod name {
     pub const TLS_CONNECTIONS: &str = "streamgate_tls_connections_total";
     pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_tls_handshake_failures_total";
     pub const KTLS: &str = "streamgate_ktls_available";
+    pub const KTLS_CONNECTIONS: &str = "streamgate_ktls_connections_total";
     pub const CERTIFICATE_EXPIRY: &str = "streamgate_tls_certificate_expiry_timestamp_seconds";
     pub const H2_GOAWAYS: &str = "streamgate_h2_goaways_total";
     pub const H2_CONNECTION_ERRORS: &str = "streamgate_h2_connection_errors_total";
@@ -129,7 +130,13 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_gauge!(
         name::KTLS,
-        "1 when the kernel can take TLS records over (kTLS); TLS runs in userspace either way today"
+        "1 when HTTP/1.1 TLS connections go to kernel TLS after the handshake (the kernel has kTLS and \
+         [engine.tls] ktls is on)"
+    );
+    describe_counter!(
+        name::KTLS_CONNECTIONS,
+        "HTTP/1.1 TLS connections by where their records went while kTLS is on (kernel; userspace: the \
+         session could not be handed over; failed: the kernel refused the keys)"
     );
     // Publish every unlabelled series at zero so dashboards and alerts see
     // them before the first request.
@@ -175,7 +182,12 @@ pub fn certificate_expiry(file: &str, unix_seconds: f64) {
     gauge!(name::CERTIFICATE_EXPIRY, "cert" => file.to_string()).set(unix_seconds);
 }
 
-/// What the kTLS probe found.
+/// Where a TLS HTTP/1.1 connection's records went, kTLS on.
+pub fn ktls_connection(outcome: &'static str) {
+    counter!(name::KTLS_CONNECTIONS, "outcome" => outcome).increment(1);
+}
+
+/// Whether kTLS is in use.
 pub fn ktls(available: bool) {
     gauge!(name::KTLS).set(if available { 1.0 } else { 0.0 });
 }

@@ -1,13 +1,12 @@
 //! TLS on the data plane: the rustls server configuration from PEM files
 //! (ring provider; TLS 1.2 and 1.3; ECDSA, Ed25519 or RSA keys; ALPN `h2`
 //! then `http/1.1`; session tickets and a session cache for resumption),
-//! certificates chosen by SNI, their expiry watched, and the kTLS probe.
+//! certificates chosen by SNI, and their expiry watched.
 //!
-//! Bodies over TLS are copied through rustls's record layer: there is no
-//! zero-copy send under userspace TLS. Handing the traffic keys to the
-//! kernel (kTLS) would bring `sendfile` back; [`ktls`] says whether this
-//! kernel could, and today the answer decides nothing else (see
-//! `docs/architecture.md`).
+//! Bodies over userspace TLS are copied through rustls's record layer:
+//! there is no zero-copy send there. Where the kernel has kTLS, HTTP/1.1
+//! connections are handed to it after the handshake (`crate::ktls`) and
+//! bodies are spliced again.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -272,8 +271,12 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// The server configuration for the listener's certificates (PEM files),
-/// and the store that reloads them.
-pub fn server_config(tls: &TlsConfig) -> Result<(Arc<ServerConfig>, Arc<CertStore>), TlsError> {
+/// and the store that reloads them. `ktls`: let the traffic secrets be
+/// extracted for the kernel (the workers read this flag back to decide).
+pub fn server_config(
+    tls: &TlsConfig,
+    ktls: bool,
+) -> Result<(Arc<ServerConfig>, Arc<CertStore>), TlsError> {
     let provider = Arc::new(ring::default_provider());
     let files = TlsFiles {
         cert: tls.cert.clone(),
@@ -297,45 +300,8 @@ pub fn server_config(tls: &TlsConfig) -> Result<(Arc<ServerConfig>, Arc<CertStor
     // in-memory session cache for clients that ask for ids.
     config.ticketer = ring::Ticketer::new().map_err(TlsError::Rejected)?;
     config.send_tls13_tickets = 2;
+    config.enable_secret_extraction = ktls;
     Ok((Arc::new(config), store))
-}
-
-/// Whether this kernel can take TLS records over (kTLS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ktls {
-    /// `setsockopt(TCP_ULP, "tls")` worked: the `tls` module is there.
-    Available,
-    /// It did not: the kernel was built without `CONFIG_TLS` (or the module
-    /// is not loaded); TLS stays in userspace.
-    Absent,
-}
-
-/// Probes for kTLS by asking the kernel to put the `tls` upper-layer
-/// protocol on a connected loopback socket (it only works on an
-/// established TCP connection).
-pub fn ktls() -> Ktls {
-    use std::os::fd::AsRawFd;
-    let probe = || -> std::io::Result<bool> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
-        let _server = listener.accept()?;
-        let name = b"tls";
-        // SAFETY: setsockopt reads `name.len()` bytes from a live buffer.
-        let rc = unsafe {
-            libc::setsockopt(
-                client.as_raw_fd(),
-                libc::SOL_TCP,
-                libc::TCP_ULP,
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
-            )
-        };
-        Ok(rc == 0)
-    };
-    match probe() {
-        Ok(true) => Ktls::Available,
-        _ => Ktls::Absent,
-    }
 }
 
 #[cfg(test)]
@@ -355,14 +321,15 @@ mod tests {
             key: key.to_path_buf(),
             sni: Vec::new(),
             strict_sni: false,
+            ktls: true,
             handshake_timeout: Duration::from_secs(1),
         };
         assert!(matches!(
-            server_config(&files(&missing, &empty)),
+            server_config(&files(&missing, &empty), false),
             Err(TlsError::Read { .. })
         ));
         assert!(matches!(
-            server_config(&files(&empty, &empty)),
+            server_config(&files(&empty, &empty), false),
             Err(TlsError::NoCertificate(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);
@@ -391,18 +358,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn the_ktls_probe_answers() {
-        // The probe's answer agrees with the kernel's list of upper-layer
-        // protocols, read after it (asking loads the module where there is
-        // one). This VM's kernel has no CONFIG_TLS: "absent" here.
-        let found = ktls();
-        let listed = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
-            .unwrap_or_default()
-            .split_whitespace()
-            .any(|u| u == "tls");
-        assert_eq!(found == Ktls::Available, listed, "{found:?}");
     }
 }

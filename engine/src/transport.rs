@@ -132,8 +132,11 @@ pub struct TlsTcp {
     ended: std::cell::Cell<bool>,
 }
 
-/// A server-side TLS stream over a poll-style monoio socket.
-pub type TlsStream = tokio_rustls::server::TlsStream<monoio::net::tcp::stream_poll::TcpStreamPoll>;
+/// A server-side TLS stream over a poll-style monoio socket (reads bounded
+/// by record during a handshake a kTLS hand-over may follow).
+pub type TlsStream = tokio_rustls::server::TlsStream<
+    crate::ktls::RecordBounded<monoio::net::tcp::stream_poll::TcpStreamPoll>,
+>;
 
 /// Plaintext read from TLS at a time (one record's worth).
 const TLS_READ: usize = 16 << 10;

@@ -17,6 +17,7 @@ use crate::config::EngineConfig;
 use crate::context::Worker;
 use crate::gate::{Gate, SharedAccess};
 use crate::ingest::Ingest;
+use crate::ktls::RecordBounded;
 use crate::park::Parking;
 use crate::serve::Site;
 use crate::shutdown::Drain;
@@ -301,7 +302,10 @@ async fn serve_tls(stream: TcpStream, worker: &Rc<Worker>, acceptor: tokio_rustl
         .tls
         .as_ref()
         .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
-    let tls = match monoio::time::timeout(timeout, acceptor.accept(io)).await {
+    // Secret extraction is on only where the kernel takes TLS over.
+    let ktls = acceptor.config().enable_secret_extraction;
+    let io = RecordBounded::new(io, ktls);
+    let mut tls = match monoio::time::timeout(timeout, acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             telemetry::handshake_failed(handshake_reason(&e));
@@ -321,9 +325,32 @@ async fn serve_tls(stream: TcpStream, worker: &Rc<Worker>, acceptor: tokio_rustl
         _ => "other",
     };
     telemetry::tls_connection(if h2 { "h2" } else { "http1" }, version);
+    if ktls && !h2 && crate::ktls::ready(&mut tls) {
+        let (io, session) = tls.into_inner();
+        if let Err(e) = crate::ktls::hand_over(io.get_ref().as_raw_fd(), session) {
+            telemetry::ktls_connection("failed");
+            tracing::debug!(error = %e, "kTLS hand-over failed; connection closed");
+            return;
+        }
+        telemetry::ktls_connection("kernel");
+        if let Ok(stream) = io.into_inner().try_into_comp_io() {
+            if send::set_nonblocking(stream.as_raw_fd()).is_err() {
+                return;
+            }
+            // From here a plain connection: spliced bodies, and parking
+            // (which keeps its own count of the connection).
+            worker.stats.borrow_mut().connection(1);
+            connection(stream, Rc::clone(worker)).await;
+        }
+        return;
+    }
+    tls.get_mut().0.unbound();
     if h2 {
         http2::serve(tls, Rc::clone(worker)).await;
     } else {
+        if ktls {
+            telemetry::ktls_connection("userspace");
+        }
         // TLS connections do not park (see `Transport::PARKS`).
         let _ = http1::serve(TlsTcp::new(tls), Rc::clone(worker)).await;
     }
