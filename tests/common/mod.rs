@@ -224,12 +224,28 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// A free loopback port (released before the server binds it).
+/// A free loopback port (released before the server binds it), taken
+/// below the kernel's ephemeral range: port 0 would hand out ports that
+/// the outgoing connections of other tests (curl, clients) also draw from,
+/// and one of them could take it before the server binds it.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000u32, ephemeral_start.saturating_sub(10_000).max(1000));
+    // Test processes run side by side: start each one somewhere else.
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..span {
+        let port = low + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)) % span);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+    panic!("no free port below {ephemeral_start}");
 }
 
 /// A running engine (`streamgate engine --open`) or, when not open, the
@@ -347,7 +363,7 @@ impl Engine {
         };
         args.extend(["--config".into(), config.display().to_string()]);
         let child = spawn_engine(&args);
-        let engine = Self {
+        let mut engine = Self {
             child,
             addr,
             admin,
@@ -460,9 +476,12 @@ impl Engine {
         self.scratch.0.join("streamgate.toml")
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the engine exited while starting ({status}); its stderr is above");
+            }
             if let Ok(r) = try_get(self.admin, "/readyz") {
                 if r.status == 200 {
                     return;
