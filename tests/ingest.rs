@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::wallet::ApiReply;
+use common::wire::Wire;
 use common::{clip, decoded_video_frames, Engine, Options, Scratch};
 use streamgate_net::client::Connection;
 
@@ -722,4 +723,90 @@ fn upload_requests_share_the_connection_and_beyond_the_cap_get_503() {
         .send("OPTIONS", "/upload/", &[], &[])
         .unwrap();
     assert_eq!(options.status, 204);
+}
+
+/// One `#[test]` per wire for the tus cases below.
+macro_rules! over_every_wire {
+    ($($case:ident),* $(,)?) => {
+        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
+        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
+        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
+        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
+    };
+}
+
+over_every_wire!(tus_uploads_in_chunks_over_every_wire_and_plays);
+
+/// Create, a checksummed first half, HEAD for the offset, the rest: the
+/// same tus conversation over HTTP/1.1, HTTPS/1.1, h2 and h2c, then the
+/// asset plays to its last frame.
+fn tus_uploads_in_chunks_over_every_wire_and_plays(wire: Wire) {
+    let s = Scratch::new("tus-wire");
+    let input = clip(&s.0, "clip.mp4", "160x120", 2, false);
+    let data = std::fs::read(&input).unwrap();
+    let e = Engine::start_with(
+        Options {
+            open: false,
+            tls: wire.tls(),
+            engine_toml: "job_workers = 1\nupload_ladder = \"240\"\nupload_max_bytes = 50000000"
+                .into(),
+            ..Options::default()
+        },
+        |_| {},
+    );
+    let c = e.over(wire);
+    let with = |more: &[String]| {
+        let mut headers = vec![
+            "Tus-Resumable: 1.0.0".to_string(),
+            format!("Authorization: Bearer {}", token(&e)),
+        ];
+        headers.extend_from_slice(more);
+        headers
+    };
+    let id = "wired";
+    let created = c.send(
+        "POST",
+        "/upload/",
+        &with(&[
+            format!("Upload-Length: {}", data.len()),
+            format!(
+                "Upload-Metadata: filename {},id {}",
+                base64_encode(b"clip.mp4"),
+                base64_encode(id.as_bytes())
+            ),
+        ]),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{:?}", created.headers);
+    let location = created.header("Location").unwrap().to_string();
+    let half = data.len() / 2;
+    let patch = |offset: usize, chunk: &[u8]| {
+        c.send(
+            "PATCH",
+            &location,
+            &with(&[
+                "Content-Type: application/offset+octet-stream".into(),
+                format!("Upload-Offset: {offset}"),
+                format!("Upload-Checksum: sha256 {}", base64_encode(&sha256(chunk))),
+            ]),
+            chunk,
+        )
+    };
+    let first = patch(0, &data[..half]);
+    assert_eq!(
+        (first.status, first.header("Upload-Offset")),
+        (204, Some(half.to_string().as_str()))
+    );
+    let head = c.send("HEAD", &location, &with(&[]), &[]);
+    assert_eq!(
+        (head.status, head.header("Upload-Offset")),
+        (200, Some(half.to_string().as_str()))
+    );
+    let rest = patch(half, &data[half..]);
+    assert_eq!(rest.status, 204, "{:?}", rest.headers);
+    wait_ready(&e, id);
+    assert_eq!(
+        decoded_video_frames(&format!("http://{}/v/{id}/master.m3u8", e.addr)),
+        2 * 25
+    );
 }

@@ -70,6 +70,27 @@ impl Client<'_> {
         if self.wire == Wire::Http1 {
             return self.engine.request(method, path, extra);
         }
+        let headers: Vec<String> = extra
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        self.curl(method, path, &headers, None)
+    }
+
+    /// One request with header lines and a body (sent with its
+    /// Content-Length), on a fresh connection.
+    pub fn send(&self, method: &str, path: &str, headers: &[String], body: &[u8]) -> Response {
+        if self.wire == Wire::Http1 {
+            return streamgate_net::client::Connection::open(self.engine.addr)
+                .unwrap()
+                .send(method, path, headers, body)
+                .unwrap();
+        }
+        self.curl(method, path, headers, Some(body))
+    }
+
+    fn curl(&self, method: &str, path: &str, headers: &[String], body: Option<&[u8]>) -> Response {
         let (base, flags): (String, Vec<String>) = match self.wire {
             Wire::Http1 => unreachable!(),
             Wire::H2c => (
@@ -106,8 +127,15 @@ impl Client<'_> {
             _ if head_h1 => args.push("--head".into()),
             other => args.extend(["-X".into(), other.into()]),
         }
-        for line in extra.split("\r\n").filter(|l| !l.is_empty()) {
-            args.extend(["-H".into(), line.into()]);
+        for line in headers {
+            args.extend(["-H".into(), line.clone()]);
+        }
+        let scratch = super::Scratch::new("curl-body");
+        // curl takes no body with `--head`; a HEAD has none anyway.
+        if let Some(body) = body.filter(|_| method != "HEAD") {
+            let file = scratch.0.join("body");
+            std::fs::write(&file, body).unwrap();
+            args.extend(["--data-binary".into(), format!("@{}", file.display())]);
         }
         args.push(format!("{base}{path}"));
         let partial_ok = method == "HEAD" && self.wire.is_h2();

@@ -6,9 +6,6 @@
 //! any other response, so keep-alive goes on afterwards.
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +15,7 @@ use streamgate_net::response::Body;
 
 use super::{finish, Counted, Step};
 use crate::context::Worker;
+use crate::ingest::relay::Relay;
 use crate::ingest::{self, Answer, Ingest};
 use crate::transport::Transport;
 
@@ -50,10 +48,7 @@ pub(super) async fn relay<T: Transport>(
         }
     };
     let relayed = match Relay::new(call.body) {
-        Ok(pair) => {
-            pair.body(transport, worker, &bytes[head_len..], body_len)
-                .await
-        }
+        Ok(relay) => body(relay, transport, worker, &bytes[head_len..], body_len).await,
         Err(e) => {
             tracing::warn!(error = %e, "ingest: cannot relay an upload body");
             Relayed {
@@ -83,14 +78,6 @@ pub(super) async fn relay<T: Transport>(
     .await
 }
 
-/// The worker's end of the socket pair to one ingest thread.
-struct Relay {
-    /// Written to with non-blocking sends.
-    pair: UnixStream,
-    /// The same socket, registered with the ring for readiness.
-    ready: monoio::net::UnixStream,
-}
-
 /// How relaying a body ended.
 struct Relayed {
     /// Body bytes taken from the connection's buffer (the rest came from
@@ -102,117 +89,53 @@ struct Relayed {
     pair: Option<Relay>,
 }
 
-impl Relay {
-    fn new(pair: UnixStream) -> io::Result<Self> {
-        let ready = pair.try_clone()?;
-        ready.set_nonblocking(true)?;
-        Ok(Self {
-            pair,
-            ready: monoio::net::UnixStream::from_std(ready)?,
-        })
+/// Relays `len` body bytes into the pair: first what is already in
+/// `buffered`, then from the client. Stops early when the ingest answered
+/// before reading it all (a refusal), the client stalls past the idle
+/// timeout or goes away.
+async fn body<T: Transport>(
+    relay: Relay,
+    transport: &T,
+    worker: &Worker,
+    buffered: &[u8],
+    len: u64,
+) -> Relayed {
+    let from_buffer = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(buffered.len());
+    let mut relayed = from_buffer as u64;
+    let mut answered = matches!(
+        relay.send(&buffered[..from_buffer]).await,
+        Ok(true) | Err(_)
+    );
+    let mut chunk =
+        Vec::with_capacity(RELAY_CHUNK.min(usize::try_from(len).unwrap_or(RELAY_CHUNK)));
+    while relayed < len && !answered {
+        let until = Instant::now() + worker.config.idle_timeout;
+        let deadline = worker.deadlines.until(until, false);
+        let readable = monoio::select! {
+            r = transport.readable() => r.is_ok(),
+            _ = relay.answered() => { answered = true; false },
+            _ = deadline => false,
+        };
+        if !readable {
+            break;
+        }
+        chunk.clear();
+        let want = usize::try_from(len - relayed).unwrap_or(usize::MAX);
+        match transport.try_read(&mut chunk, want) {
+            Ok(0) => break, // the client went away
+            Ok(n) => relayed += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+        answered = matches!(relay.send(&chunk).await, Ok(true) | Err(_));
     }
-
-    /// Relays `len` body bytes: first what is already in `buffered`, then
-    /// from the client. Stops early when the ingest answered before
-    /// reading it all (a refusal), the client stalls past the idle timeout
-    /// or goes away.
-    async fn body<T: Transport>(
-        self,
-        transport: &T,
-        worker: &Worker,
-        buffered: &[u8],
-        len: u64,
-    ) -> Relayed {
-        let from_buffer = usize::try_from(len)
-            .unwrap_or(usize::MAX)
-            .min(buffered.len());
-        let mut relayed = from_buffer as u64;
-        let mut answered = matches!(self.send(&buffered[..from_buffer]).await, Ok(true) | Err(_));
-        let mut chunk =
-            Vec::with_capacity(RELAY_CHUNK.min(usize::try_from(len).unwrap_or(RELAY_CHUNK)));
-        while relayed < len && !answered {
-            let until = Instant::now() + worker.config.idle_timeout;
-            let deadline = worker.deadlines.until(until, false);
-            let readable = monoio::select! {
-                r = transport.readable() => r.is_ok(),
-                _ = self.ready.readable(false) => { answered = true; false },
-                _ = deadline => false,
-            };
-            if !readable {
-                break;
-            }
-            chunk.clear();
-            let want = usize::try_from(len - relayed).unwrap_or(usize::MAX);
-            match transport.try_read(&mut chunk, want) {
-                Ok(0) => break, // the client went away
-                Ok(n) => relayed += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => break,
-            }
-            answered = matches!(self.send(&chunk).await, Ok(true) | Err(_));
-        }
-        // The end of the body: an ingest thread still reading sees it as a
-        // connection that broke (and keeps what arrived, as tus says).
-        let _ = self.pair.shutdown(std::net::Shutdown::Write);
-        Relayed {
-            from_buffer,
-            complete: relayed == len,
-            pair: Some(self),
-        }
-    }
-
-    /// Sends `data` into the pair, waiting for room through the ring.
-    /// `Ok(true)` when the answer arrived first (the ingest stopped
-    /// reading).
-    async fn send(&self, mut data: &[u8]) -> io::Result<bool> {
-        while !data.is_empty() {
-            // SAFETY: a valid buffer on an open socket; MSG_NOSIGNAL turns
-            // a closed peer into EPIPE instead of a signal.
-            let n = unsafe {
-                libc::send(
-                    self.pair.as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                data = &data[n as usize..];
-                continue;
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => {
-                    let answered = monoio::select! {
-                        w = self.ready.writable(false) => { w?; false },
-                        _ = self.ready.readable(false) => true,
-                    };
-                    if answered {
-                        return Ok(true);
-                    }
-                }
-                _ => return Err(err),
-            }
-        }
-        Ok(false)
-    }
-
-    /// Waits for the ingest thread's answer: it writes a byte to the pair
-    /// after sending it (or the pair closes if the thread ended without
-    /// one).
-    async fn answer(&self, answers: &std::sync::mpsc::Receiver<Answer>) -> Option<Answer> {
-        loop {
-            match answers.try_recv() {
-                Ok(answer) => return Some(answer),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {
-                    if self.ready.readable(false).await.is_err() {
-                        return answers.try_recv().ok();
-                    }
-                }
-            }
-        }
+    relay.end_body();
+    Relayed {
+        from_buffer,
+        complete: relayed == len,
+        pair: Some(relay),
     }
 }
 

@@ -12,7 +12,8 @@
 //! a second than `max_control_frames_per_second` (SETTINGS, PING floods)
 //! loses the connection (`streamgate_net::http2::guard`). A stream whose client stops reading is reset at
 //! the send timeout; a connection with no stream open past the idle
-//! timeout, or when the worker drains, gets a GOAWAY.
+//! timeout, or when the worker drains, gets a GOAWAY. Uploads (`/upload…`,
+//! tus) go to the ingest threads (`upload`).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -26,6 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::context::Worker;
 use crate::telemetry;
+
+mod upload;
 
 use streamgate_net::http2::guard::FloodGuard;
 use streamgate_net::http2::{server_builder, HOP_BY_HOP, SEND_CHUNK as CHUNK};
@@ -141,14 +144,12 @@ async fn stream(
         keep_alive: true,
         has_body: !body.is_end_stream(),
     };
-    if worker
+    if let Some(ingest) = worker
         .ingest
         .as_ref()
-        .is_some_and(|_| crate::ingest::is_upload_target(request.target))
+        .filter(|_| crate::ingest::is_upload_target(request.target))
     {
-        // tus over HTTP/2 is not wired yet: say so, and HTTP/1.1 works.
-        let _ = respond.send_response(status_only(505), true);
-        count(worker, method.as_str(), 505, 0, started);
+        upload::relay(&parts, body, respond, worker, ingest, method).await;
         return;
     }
     let (response, reply, status) = {

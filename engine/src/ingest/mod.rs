@@ -24,6 +24,7 @@
 mod expiry;
 mod methods;
 mod receive;
+pub mod relay;
 mod store;
 mod tus;
 mod wire;

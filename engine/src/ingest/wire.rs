@@ -49,6 +49,11 @@ impl Answer {
         Self::new(500).closing()
     }
 
+    /// The answer to a body whose length is not said up front.
+    pub fn length_required() -> Self {
+        Self::new(411).closing()
+    }
+
     /// The answer to a request the service has no room for.
     pub(super) fn busy() -> Self {
         Self::new(503).with("Retry-After", 5).closing()
