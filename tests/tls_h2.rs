@@ -418,6 +418,63 @@ fn a_window_of_zero_is_reset_at_the_send_timeout() {
 }
 
 #[test]
+fn streams_past_max_concurrent_streams_are_refused_and_others_served() {
+    let e = Engine::start_with(
+        Options {
+            engine_toml: "send_timeout = \"5s\"\n".into(),
+            sections_toml: "[engine.h2]\nmax_concurrent_streams = 10\n".into(),
+            ..Options::default()
+        },
+        |root| write(&root.join("a/big.m4s"), &pattern(1 << 20, 1)),
+    );
+    let mut a = TcpStream::connect(e.addr).unwrap();
+    a.write_all(PREFACE).unwrap();
+    // A window of 0: every stream stays open, waiting to send.
+    a.write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+        .unwrap();
+    let mut burst = Vec::new();
+    for i in 0..30u32 {
+        burst.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            2 * i + 1,
+            &get_block("/v/a/big.m4s"),
+        ));
+    }
+    a.write_all(&burst).unwrap();
+    // The server's SETTINGS says 10; streams beyond it are reset with
+    // REFUSED_STREAM (or the connection is ended), never all served.
+    let (mut advertised, mut refused) = (None, 0);
+    read_frames(&mut a, Duration::from_secs(3), |kind, p| {
+        if kind == SETTINGS {
+            for setting in p.chunks(6).filter(|s| s.len() == 6) {
+                if setting[..2] == [0, 3] {
+                    advertised = Some(u32::from_be_bytes([
+                        setting[2], setting[3], setting[4], setting[5],
+                    ]));
+                }
+            }
+        }
+        if kind == RST_STREAM && p.len() == 4 && p == 7u32.to_be_bytes() {
+            refused += 1;
+        }
+        false
+    });
+    assert_eq!(advertised, Some(10), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    assert!(
+        refused >= 20,
+        "{refused} streams refused of the 20 over the limit"
+    );
+    let ok = curl(&[
+        "--http2-prior-knowledge",
+        "-r",
+        "0-9",
+        &format!("http://{}/v/a/big.m4s", e.addr),
+    ]);
+    assert_eq!((ok.version.as_str(), ok.status), ("2", 206));
+}
+
+#[test]
 fn sighup_reloads_the_certificate_without_losing_a_request() {
     let s = Scratch::new("h2-reload");
     let (e, tls, cert) = engine_with_tls(&s, "", |root| {
