@@ -102,6 +102,7 @@ pub struct EngineSection {
     idle_timeout: Option<ConfigDuration>,
     send_timeout: Option<ConfigDuration>,
     shutdown_grace: Option<ConfigDuration>,
+    fault_injection: Option<bool>,
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
     cache_max_object: Option<usize>,
@@ -336,6 +337,9 @@ impl FileConfig {
         }
         if let Some(v) = e.max_connections {
             c.max_connections = v;
+        }
+        if let Some(v) = e.fault_injection {
+            c.fault_injection = v;
         }
         if let Some(v) = e.cache_bytes {
             c.cache_bytes = v;

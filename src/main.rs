@@ -13,6 +13,7 @@ mod loadtest;
 mod log;
 mod progress;
 mod serve;
+mod systemd;
 mod token;
 mod transcode;
 
@@ -179,11 +180,26 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
     }
     let engine = Engine::start(config).map_err(|e| e.to_string())?;
     eprintln!("streamgate engine: {summary}");
-    let signal = streamgate_engine::wait_for_termination_signal_or(|| match engine.reload() {
-        Ok(()) => eprintln!("streamgate engine: SIGHUP: reloaded"),
-        Err(e) => eprintln!("streamgate engine: SIGHUP: {e}; keeping what was loaded"),
+    let served = systemd::Served {
+        engine: Some(engine.health()),
+        control: None,
+    };
+    systemd::ready(&served.check().unwrap_or_else(|why| why));
+    let watchdog = systemd::Watchdog::start({
+        let served = served.clone();
+        move || served.check()
+    });
+    let signal = streamgate_engine::wait_for_termination_signal_or(|| {
+        systemd::reloading();
+        match engine.reload() {
+            Ok(()) => eprintln!("streamgate engine: SIGHUP: reloaded"),
+            Err(e) => eprintln!("streamgate engine: SIGHUP: {e}; keeping what was loaded"),
+        }
+        systemd::ready(&served.check().unwrap_or_else(|why| why));
     });
     eprintln!("streamgate engine: signal {signal}, draining");
+    drop(watchdog);
+    systemd::stopping("draining");
     if engine.shutdown() {
         eprintln!("streamgate engine: drained, exiting");
     } else {

@@ -12,6 +12,7 @@ use streamgate_control_plane::ControlPlane;
 use streamgate_engine::Engine;
 
 use crate::config::FileConfig;
+use crate::systemd::{self, Served, Watchdog};
 
 /// `streamgate serve` / `streamgate control`
 #[derive(Args)]
@@ -50,8 +51,16 @@ pub fn run_control(args: ServeArgs) -> Result<(), String> {
     streamgate_engine::block_termination_signals();
     let file = FileConfig::load(args.config.as_deref())?;
     let control = start_control(&file, "control", true)?;
+    let served = Served {
+        engine: None,
+        control: Some(control.health()),
+    };
+    systemd::ready(&served.check().unwrap_or_else(|why| why));
+    let watchdog = Watchdog::start(move || served.check());
     let signal = streamgate_engine::wait_for_termination_signal();
     eprintln!("streamgate control: signal {signal}, stopping");
+    drop(watchdog);
+    systemd::stopping("stopping");
     control.shutdown(Duration::from_secs(5));
     Ok(())
 }
@@ -85,11 +94,27 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         "streamgate serve: ready (data in {})",
         file.data_dir.display()
     );
-    let signal = streamgate_engine::wait_for_termination_signal_or(|| match engine.reload() {
-        Ok(()) => eprintln!("streamgate serve: SIGHUP: reloaded"),
-        Err(e) => eprintln!("streamgate serve: SIGHUP: {e}; keeping what was loaded"),
+    let served = Served {
+        engine: Some(engine.health()),
+        control: Some(control.health()),
+    };
+    // Listeners bound, keys loaded, database migrated: both halves started.
+    systemd::ready(&served.check().unwrap_or_else(|why| why));
+    let watchdog = Watchdog::start({
+        let served = served.clone();
+        move || served.check()
+    });
+    let signal = streamgate_engine::wait_for_termination_signal_or(|| {
+        systemd::reloading();
+        match engine.reload() {
+            Ok(()) => eprintln!("streamgate serve: SIGHUP: reloaded"),
+            Err(e) => eprintln!("streamgate serve: SIGHUP: {e}; keeping what was loaded"),
+        }
+        systemd::ready(&served.check().unwrap_or_else(|why| why));
     });
     eprintln!("streamgate serve: signal {signal}, draining");
+    drop(watchdog);
+    systemd::stopping("draining");
     let drained = engine.shutdown();
     control.shutdown(Duration::from_secs(5));
     if drained {

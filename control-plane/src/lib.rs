@@ -22,4 +22,4 @@ pub mod store;
 pub mod tls;
 
 pub use config::{ChainConfig, ControlConfig, TlsFiles};
-pub use server::{ControlPlane, StartError};
+pub use server::{ControlPlane, Health as ControlHealth, StartError};

@@ -59,6 +59,7 @@ pub struct Created {
 /// A running control plane.
 pub struct ControlPlane {
     runtime: tokio::runtime::Runtime,
+    service: Arc<Service>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Bound gRPC address.
@@ -172,9 +173,10 @@ impl ControlPlane {
         }
 
         let mut until = stopped;
+        let purging = Arc::clone(&service);
         tasks.push(runtime.spawn(async move {
             loop {
-                service.purge().await;
+                purging.purge().await;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                     _ = until.wait_for(|s| *s) => break,
@@ -183,12 +185,22 @@ impl ControlPlane {
         }));
         Ok(Self {
             runtime,
+            service,
             stop,
             tasks,
             grpc,
             http,
             created,
         })
+    }
+
+    /// A handle that asks whether this control plane still answers, for a
+    /// watchdog thread.
+    pub fn health(&self) -> Health {
+        Health {
+            runtime: self.runtime.handle().clone(),
+            service: Arc::clone(&self.service),
+        }
     }
 
     /// Stops accepting, lets in-flight calls finish (up to `grace`), and
@@ -205,5 +217,28 @@ impl ControlPlane {
             .await;
         });
         self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Asks a running control plane whether it answers.
+#[derive(Clone)]
+pub struct Health {
+    runtime: tokio::runtime::Handle,
+    service: Arc<Service>,
+}
+
+impl Health {
+    /// Whether the control plane answers within `within` — its runtime
+    /// runs a task, and the database answers a query — with its asset
+    /// count and how many of them are ready.
+    pub fn check(&self, within: Duration) -> Result<(usize, usize), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let service = Arc::clone(&self.service);
+        self.runtime.spawn(async move {
+            let _ = tx.send(service.health().await);
+        });
+        rx.recv_timeout(within)
+            .map_err(|_| format!("the control plane did not answer within {within:?}"))?
+            .map_err(|e| format!("the control plane's database: {e}"))
     }
 }

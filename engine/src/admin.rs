@@ -1,6 +1,7 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/jobs`, and
-//! `POST /tls/reload` (what `streamgate tls reload` calls; SIGHUP does the
-//! same).
+//! The admin listener: `/metrics`, `/healthz` (503 while a worker's loop
+//! is stuck), `/readyz`, `/jobs`, `POST /tls/reload` (what `streamgate tls
+//! reload` calls; SIGHUP does the same), and, with `[engine]
+//! fault_injection`, `POST /debug/stall?worker=N&seconds=S`.
 //!
 //! It runs on its own plain thread, off the worker cores' rings: scrapes are
 //! rare, and a slow scraper must never take a serving core's time.
@@ -20,22 +21,9 @@ use crate::jobs::Runner;
 use crate::shutdown::Drain;
 
 /// Binds the admin address and serves it on a background thread.
-pub fn start(
-    addr: SocketAddr,
-    metrics: PrometheusHandle,
-    ready: Arc<AtomicBool>,
-    drain: Drain,
-    jobs: Option<Arc<Runner>>,
-    certs: Option<Arc<crate::tls::CertStore>>,
-) -> io::Result<()> {
+pub fn start(addr: SocketAddr, metrics: PrometheusHandle, state: State) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
-    let state = State {
-        metrics,
-        ready,
-        drain,
-        jobs,
-        certs,
-    };
+    let state = Served { metrics, state };
     std::thread::Builder::new()
         .name("sg-admin".into())
         .spawn(move || {
@@ -48,15 +36,30 @@ pub fn start(
 }
 
 /// What the admin endpoints read.
-struct State {
-    metrics: PrometheusHandle,
-    ready: Arc<AtomicBool>,
-    drain: Drain,
-    jobs: Option<Arc<Runner>>,
-    certs: Option<Arc<crate::tls::CertStore>>,
+pub struct State {
+    /// Every worker listens.
+    pub ready: Arc<AtomicBool>,
+    /// The process-wide drain flag.
+    pub drain: Drain,
+    /// The job runner, for `/jobs` and the job gauges.
+    pub jobs: Option<Arc<Runner>>,
+    /// The TLS certificates, for `/tls/reload`.
+    pub certs: Option<Arc<crate::tls::CertStore>>,
+    /// The workers' heartbeats, for `/healthz` and `/debug/stall`.
+    pub liveness: Arc<crate::liveness::Liveness>,
+    /// Whether `/debug/stall` exists.
+    pub fault_injection: bool,
 }
 
-fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Result<()> {
+/// A worker whose loop has not turned this long is stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(2);
+
+struct Served {
+    metrics: PrometheusHandle,
+    state: State,
+}
+
+fn handle(mut stream: TcpStream, served: &Served, dates: &mut DateCache) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let limits = Limits::default();
@@ -70,7 +73,7 @@ fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Re
         buf.extend_from_slice(&chunk[..n]);
         match request::parse(&buf, &limits) {
             Ok(Parsed::Partial) => continue,
-            Ok(Parsed::Complete { request, .. }) => break route(&request, state),
+            Ok(Parsed::Complete { request, .. }) => break route(&request, served),
             Err(e) => break (e.status(), "text/plain", "bad request\n".to_string()),
         }
     };
@@ -85,7 +88,19 @@ fn handle(mut stream: TcpStream, state: &State, dates: &mut DateCache) -> io::Re
     stream.write_all(body.as_bytes())
 }
 
-fn route(req: &request::Request<'_>, state: &State) -> (u16, &'static str, String) {
+fn route(req: &request::Request<'_>, served: &Served) -> (u16, &'static str, String) {
+    let state = &served.state;
+    let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
+    if req.method == Method::Post && path == b"/debug/stall" {
+        if !state.fault_injection {
+            return (
+                404,
+                "text/plain",
+                "fault injection is off ([engine] fault_injection = true turns it on)\n".into(),
+            );
+        }
+        return stall(req.target, &state.liveness);
+    }
     if req.method == Method::Post && req.target == b"/tls/reload" {
         return match &state.certs {
             None => (404, "text/plain", "no TLS listener\n".into()),
@@ -105,17 +120,23 @@ fn route(req: &request::Request<'_>, state: &State) -> (u16, &'static str, Strin
     if !matches!(req.method, Method::Get | Method::Head) {
         return (405, "text/plain", "method not allowed\n".into());
     }
-    let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
     let ready = state.ready.load(Ordering::SeqCst) && !state.drain.is_triggered();
     match path {
         b"/metrics" => {
             if let Some(jobs) = &state.jobs {
                 jobs.export_metrics();
             }
-            state.metrics.run_upkeep();
-            (200, "text/plain; version=0.0.4", state.metrics.render())
+            served.metrics.run_upkeep();
+            (200, "text/plain; version=0.0.4", served.metrics.render())
         }
-        b"/healthz" => (200, "text/plain", "ok\n".into()),
+        b"/healthz" => {
+            let stalled = state.liveness.stalled(STUCK_AFTER);
+            if stalled.is_empty() {
+                (200, "text/plain", "ok\n".into())
+            } else {
+                (503, "text/plain", format!("stuck workers: {stalled:?}\n"))
+            }
+        }
         b"/readyz" if ready => (200, "text/plain", "ready\n".into()),
         b"/readyz" => (503, "text/plain", "not ready\n".into()),
         b"/jobs" => match &state.jobs {
@@ -123,5 +144,41 @@ fn route(req: &request::Request<'_>, state: &State) -> (u16, &'static str, Strin
             None => (404, "text/plain", "no job runner\n".into()),
         },
         _ => (404, "text/plain", "not found\n".into()),
+    }
+}
+
+/// `POST /debug/stall?worker=N&seconds=S`: blocks worker N's thread for S
+/// seconds (at most 600) at its next tick.
+fn stall(target: &[u8], liveness: &crate::liveness::Liveness) -> (u16, &'static str, String) {
+    let query = std::str::from_utf8(target)
+        .ok()
+        .and_then(|t| t.split_once('?'))
+        .map_or("", |(_, q)| q);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    match (param("worker"), param("seconds")) {
+        (Some(worker), Some(seconds)) if seconds <= 600 => {
+            let index = usize::try_from(worker).unwrap_or(usize::MAX);
+            if liveness.request_stall(index, seconds) {
+                tracing::warn!(worker, seconds, "fault injection requested (admin)");
+                (
+                    200,
+                    "text/plain",
+                    format!("worker {worker} stalls {seconds}s\n"),
+                )
+            } else {
+                (404, "text/plain", "no such worker\n".into())
+            }
+        }
+        _ => (
+            400,
+            "text/plain",
+            "want ?worker=N&seconds=S (S at most 600)\n".into(),
+        ),
     }
 }

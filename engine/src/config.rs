@@ -54,6 +54,10 @@ pub struct EngineConfig {
     pub cors_origins: Vec<String>,
     /// How long SIGTERM waits for in-flight responses.
     pub shutdown_grace: Duration,
+    /// `POST /debug/stall` on the admin listener blocks a worker's thread
+    /// for a while: for operators checking that the watchdog restarts a
+    /// stuck engine. Off by default.
+    pub fault_injection: bool,
     /// The transcode job runner; `None` runs no jobs.
     pub jobs: Option<JobsConfig>,
     /// The control plane's gRPC endpoint, polled for public keys,
@@ -203,6 +207,7 @@ impl EngineConfig {
             manifest_max_age: 2,
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
+            fault_injection: false,
             jobs: None,
             control: None,
             control_poll: Duration::from_secs(1),

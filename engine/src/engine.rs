@@ -60,6 +60,7 @@ pub struct Engine {
     grace: Duration,
     jobs: Option<Arc<Runner>>,
     certs: Option<Arc<crate::tls::CertStore>>,
+    liveness: Arc<crate::liveness::Liveness>,
 }
 
 impl Engine {
@@ -109,13 +110,18 @@ impl Engine {
             }
             None => None,
         };
+        let liveness = Arc::new(crate::liveness::Liveness::new(config.worker_count()));
         admin::start(
             config.admin,
             metrics,
-            Arc::clone(&ready),
-            drain.clone(),
-            jobs.clone(),
-            certs.clone(),
+            admin::State {
+                ready: Arc::clone(&ready),
+                drain: drain.clone(),
+                jobs: jobs.clone(),
+                certs: certs.clone(),
+                liveness: Arc::clone(&liveness),
+                fault_injection: config.fault_injection,
+            },
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
@@ -157,6 +163,7 @@ impl Engine {
                 drain: drain.clone(),
                 bound: bound_tx.clone(),
                 tls: tls.clone(),
+                liveness: Arc::clone(&liveness),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sg-worker-{index}"))
@@ -172,6 +179,7 @@ impl Engine {
             grace: config.shutdown_grace,
             jobs,
             certs,
+            liveness,
         };
         for _ in 0..engine.workers.len() {
             match bound_rx.recv() {
@@ -211,6 +219,15 @@ impl Engine {
         false
     }
 
+    /// A handle that says whether the workers' loops turn, for a
+    /// watchdog thread.
+    pub fn health(&self) -> Health {
+        Health {
+            liveness: Arc::clone(&self.liveness),
+            jobs: self.jobs.clone(),
+        }
+    }
+
     /// What SIGHUP does: reads the TLS certificate and key again. New
     /// handshakes use the new pair, open connections keep theirs; a bad
     /// file keeps the old pair, and the error says why.
@@ -224,5 +241,25 @@ impl Engine {
 
     fn stop_now(&self) {
         self.drain.trigger();
+    }
+}
+
+/// Asks a running engine how it is.
+#[derive(Clone)]
+pub struct Health {
+    liveness: Arc<crate::liveness::Liveness>,
+    jobs: Option<Arc<Runner>>,
+}
+
+impl Health {
+    /// The workers whose loop has not turned within `within` (a healthy
+    /// worker turns it every 50 ms, idle or not).
+    pub fn stalled_workers(&self, within: Duration) -> Vec<usize> {
+        self.liveness.stalled(within)
+    }
+
+    /// Jobs queued and running, when this engine runs jobs.
+    pub fn job_counts(&self) -> Option<(usize, usize)> {
+        self.jobs.as_ref().map(|j| j.counts())
     }
 }

@@ -80,6 +80,13 @@ impl Runner {
         Ok(())
     }
 
+    /// Jobs queued and running.
+    pub fn counts(&self) -> (usize, usize) {
+        let jobs = self.spool.list().unwrap_or_default();
+        let count = |state: State| jobs.iter().filter(|j| j.state == state).count();
+        (count(State::Queued), count(State::Running))
+    }
+
     /// Refreshes the job gauges (called before each scrape).
     pub fn export_metrics(&self) {
         let jobs = self.spool.list().unwrap_or_default();

@@ -48,6 +48,7 @@ mod http2;
 mod ingest;
 mod jobs;
 pub mod ktls;
+pub mod liveness;
 mod park;
 mod serve;
 mod shutdown;
@@ -61,7 +62,7 @@ pub use config::{
     AccessPolicy, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits, IngestConfig,
     JobsConfig, TlsConfig,
 };
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, Health as EngineHealth};
 pub use shutdown::{
     block_termination_signals, wait_for_termination_signal, wait_for_termination_signal_or,
 };

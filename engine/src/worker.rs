@@ -48,6 +48,8 @@ pub struct Spawn {
     pub bound: mpsc::Sender<io::Result<()>>,
     /// The TLS server configuration, when `[engine] listen_tls` is set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where this worker's loop stamps its heartbeat.
+    pub liveness: Arc<crate::liveness::Liveness>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -117,7 +119,12 @@ async fn serve(spawn: Spawn) {
         }
         Err(e) => tracing::error!(error = %e, "no parking for idle connections"),
     }
-    monoio::spawn(housekeeping(Rc::clone(&worker), spawn.drain));
+    monoio::spawn(housekeeping(
+        Rc::clone(&worker),
+        spawn.drain,
+        spawn.liveness,
+        spawn.index,
+    ));
     if let (Some(listener), Some(server)) = (tls_listener, spawn.tls) {
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
         monoio::spawn(accept_tls(listener, Rc::clone(&worker), acceptor));
@@ -411,12 +418,27 @@ fn refuse(stream: &TcpStream) {
     }
 }
 
-/// Watches the drain flag and flushes counters.
-async fn housekeeping(worker: Rc<Worker>, drain: Drain) {
+/// Watches the drain flag, flushes counters, and stamps the worker's
+/// heartbeat: this task runs only when the worker's loop turns.
+async fn housekeeping(
+    worker: Rc<Worker>,
+    drain: Drain,
+    liveness: Arc<crate::liveness::Liveness>,
+    index: usize,
+) {
     let mut ticks = 0u32;
     loop {
         monoio::time::sleep(TICK).await;
         ticks += 1;
+        liveness.beat(index);
+        if let Some(stall) = liveness.take_stall(index) {
+            tracing::warn!(
+                worker = index,
+                ?stall,
+                "fault injection: stalling this worker's thread"
+            );
+            std::thread::sleep(stall);
+        }
         worker.deadlines.fire(std::time::Instant::now());
         worker.site.gate.refresh();
         if drain.is_triggered() && !worker.drain.is_drained() {

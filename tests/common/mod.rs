@@ -264,6 +264,7 @@ pub struct Engine {
     /// The TLS listener, when started with [`Options::tls`].
     pub tls: Option<TlsListener>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// The engine's TLS listener and the CA that verifies it (its
@@ -273,9 +274,10 @@ pub struct TlsListener {
     pub ca: PathBuf,
 }
 
-fn spawn_engine(args: &[String]) -> Child {
+fn spawn_engine(args: &[String], env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_streamgate"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -296,6 +298,8 @@ pub struct Options {
     pub sections_toml: String,
     /// A TLS listener (`listen_tls`) with a fresh self-signed certificate.
     pub tls: bool,
+    /// Extra environment variables for the process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -307,6 +311,7 @@ impl Default for Options {
             control_toml: String::new(),
             sections_toml: String::new(),
             tls: false,
+            env: Vec::new(),
         }
     }
 }
@@ -363,7 +368,7 @@ impl Engine {
             vec!["serve".into()]
         };
         args.extend(["--config".into(), config.display().to_string()]);
-        let child = spawn_engine(&args);
+        let child = spawn_engine(&args, &options.env);
         let mut engine = Self {
             child,
             addr,
@@ -374,6 +379,7 @@ impl Engine {
             root,
             tls,
             args,
+            env: options.env,
         };
         engine.wait_ready();
         if !options.open {
@@ -444,7 +450,7 @@ impl Engine {
     pub fn kill9_and_restart(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
-        self.child = spawn_engine(&self.args);
+        self.child = spawn_engine(&self.args, &self.env);
         self.wait_ready();
     }
 
@@ -553,6 +559,18 @@ pub fn try_get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")?;
     read_response(&mut s, false)
+}
+
+/// POST with no body to any address (admin included); the status.
+pub fn post(addr: SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut s, false).unwrap().status
 }
 
 /// Reads one response; the body is framed by Content-Length (or by close

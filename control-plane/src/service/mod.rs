@@ -141,6 +141,17 @@ impl Service {
         }
     }
 
+    /// Whether the database answers, and how many assets there are and
+    /// how many of them are ready (for the service manager's status line).
+    pub async fn health(&self) -> Result<(usize, usize), String> {
+        let assets = self.store.assets().await.map_err(|e| e.to_string())?;
+        let ready = assets
+            .iter()
+            .filter(|a| a.status == crate::model::AssetStatus::Ready)
+            .count();
+        Ok((assets.len(), ready))
+    }
+
     /// Deletes expired challenges, sessions and revocations.
     pub async fn purge(&self) {
         if let Err(e) = self.store.purge_expired(unix_now()).await {
