@@ -7,7 +7,10 @@
 #                             tus-js-client for the ingest interop test);
 #                             nginx and openssl (the load harness's HTTP/2
 #                             and TLS peer, self-signed), python3-jsonschema
-#                             (its report schema)
+#                             (its report schema); systemd (systemd-analyze
+#                             for the units), strace (their syscall filter),
+#                             dpkg-dev and binutils with cargo-deb from
+#                             crates.io (the .deb test)
 #   scripts/setup.sh --bench  also nginx, wrk and h2load (nghttp2-client) for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -22,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --tests)
       tests=1
-      want+=(postgresql nginx-light openssl python3-jsonschema)
+      want+=(postgresql nginx-light openssl python3-jsonschema systemd strace dpkg-dev binutils)
       # Node.js from Debian unless one is already on the PATH.
       command -v npm >/dev/null || want+=(nodejs npm)
       ;;
@@ -55,6 +58,13 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup.sh: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+
+if [ "$tests" -eq 1 ] && [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
+  # Pinned: the .deb test builds from the debug binary (--profile dev),
+  # which later releases may refuse.
+  echo "setup.sh: installing cargo-deb"
+  cargo install --locked cargo-deb --version 3.8.0
 fi
 
 if [ "$tests" -eq 1 ]; then

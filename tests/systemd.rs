@@ -125,3 +125,190 @@ fn fault_injection_is_off_unless_configured() {
     );
     assert_eq!(common::try_get(e.admin, "/healthz").unwrap().status, 200);
 }
+
+/// The unit files as packaged.
+fn units() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let mut units: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service"))
+        .collect();
+    units.sort();
+    assert_eq!(units.len(), 3, "{units:?}");
+    units
+}
+
+#[test]
+fn every_unit_verifies_and_scores_at_most_2_0_exposure() {
+    let s = Scratch::new("units");
+    for unit in units() {
+        // `verify` checks the binary exists and is executable: point
+        // ExecStart at the one built here.
+        let text = std::fs::read_to_string(&unit)
+            .unwrap()
+            .replace("/usr/bin/streamgate", env!("CARGO_BIN_EXE_streamgate"));
+        let copy = s.0.join(unit.file_name().unwrap());
+        std::fs::write(&copy, text).unwrap();
+        let verify = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .expect("systemd-analyze (the systemd package; scripts/setup.sh --tests)");
+        let said = String::from_utf8_lossy(&verify.stderr);
+        assert!(
+            verify.status.success() && said.trim().is_empty(),
+            "{}: {said}",
+            unit.display()
+        );
+        let security = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&security.stdout);
+        let exposure: f64 = report
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|score| score.split_whitespace().next())
+            .and_then(|score| score.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in: {report}"));
+        assert!(exposure <= 2.0, "{}: exposure {exposure}", unit.display());
+    }
+}
+
+/// The system calls a systemd syscall group stands for, nested groups
+/// expanded (`systemd-analyze syscall-filter`).
+fn syscall_group(group: &str) -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["syscall-filter", group])
+        .output()
+        .unwrap();
+    let mut calls = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        if name.starts_with('@') {
+            calls.extend(syscall_group(name));
+        } else {
+            calls.insert(name.to_string());
+        }
+    }
+    calls
+}
+
+#[test]
+fn every_system_call_serve_makes_passes_the_units_filter() {
+    let s = Scratch::new("seccomp");
+    let trace = s.0.join("trace");
+    let input = common::clip(&s.0, "clip.mp4", "160x120", 1, false);
+    let e = Engine::start_with(
+        Options {
+            open: false,
+            tls: true,
+            engine_toml: "job_workers = 1\nupload_ladder = \"240\"".into(),
+            wrapper: ["strace", "-f", "-qq", "-o", trace.to_str().unwrap()]
+                .map(String::from)
+                .to_vec(),
+            ..Options::default()
+        },
+        |dir| common::write(&dir.join("film/master.m3u8"), b"#EXTM3U\n"),
+    );
+    // The traced process (strace's child): killed if the test fails.
+    let served = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", e.pid()))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2); harmless if it already exited.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _guard = KillOnDrop(served);
+    // Serve over every wire, upload and transcode, reload, drain.
+    use common::wire::Wire;
+    e.wait_status("/v/film/master.m3u8", 200);
+    for wire in [Wire::Http1, Wire::Https1, Wire::H2, Wire::H2c] {
+        assert_eq!(e.over(wire).get("/v/film/master.m3u8", "").status, 200);
+    }
+    let data = std::fs::read(&input).unwrap();
+    let token = std::fs::read_to_string(e.scratch.0.join("operator.token")).unwrap();
+    let created = e.over(Wire::Http1).send(
+        "POST",
+        "/upload/",
+        &[
+            "Tus-Resumable: 1.0.0".into(),
+            format!("Authorization: Bearer {}", token.trim()),
+            format!("Upload-Length: {}", data.len()),
+            "Upload-Metadata: filename Y2xpcC5tcDQ=,id dHJhY2Vk".into(),
+            "Content-Type: application/offset+octet-stream".into(),
+        ],
+        &data,
+    );
+    assert_eq!(created.status, 201, "{:?}", created.headers);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !e
+        .cli(&["asset", "show", "traced"], &[])
+        .contains("status:  ready")
+    {
+        assert!(Instant::now() < deadline, "never transcoded");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // SAFETY: kill(2) on the traced streamgate process.
+    unsafe { libc::kill(served, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(served, libc::SIGTERM) };
+    let mut e = e;
+    let status = e.child.wait().unwrap();
+    assert!(status.success(), "strace: {status:?}");
+
+    let made: std::collections::BTreeSet<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let call = l.split_once(' ')?.1.trim_start();
+            let name = call.split('(').next()?;
+            (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .then(|| name.to_string())
+        })
+        .collect();
+    assert!(made.contains("io_uring_enter"), "{made:?}");
+    // The unit's filter: @system-service, less @privileged.
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/streamgate.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("SystemCallFilter=@system-service\nSystemCallFilter=~@privileged\n"));
+    let allowed = &syscall_group("@system-service") - &syscall_group("@privileged");
+    // execve is the wrapper's (strace starting the binary). fchown is
+    // SQLite's, and only as root (this test's user): its unix VFS gives a
+    // new journal the database's owner when euid is 0. The unit runs as
+    // `streamgate`, where SQLite makes no such call (and ignores its
+    // failure if it did).
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let refused: Vec<_> = made
+        .iter()
+        .filter(|c| !allowed.contains(*c) && *c != "execve")
+        .filter(|c| !(as_root && *c == "fchown"))
+        .collect();
+    let traced = std::fs::read_to_string(&trace).unwrap();
+    let first_uses: Vec<&str> = refused
+        .iter()
+        .filter_map(|c| traced.lines().find(|l| l.contains(&format!(" {c}("))))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "system calls the unit's filter would refuse: {refused:?}; first uses: {first_uses:#?}"
+    );
+}

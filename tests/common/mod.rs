@@ -265,6 +265,7 @@ pub struct Engine {
     pub tls: Option<TlsListener>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 /// The engine's TLS listener and the CA that verifies it (its
@@ -274,8 +275,17 @@ pub struct TlsListener {
     pub ca: PathBuf,
 }
 
-fn spawn_engine(args: &[String], env: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+fn spawn_engine(args: &[String], env: &[(String, String)], wrapper: &[String]) -> Child {
+    let binary = env!("CARGO_BIN_EXE_streamgate");
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut c = Command::new(program);
+            c.args(wrapper_args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
@@ -300,6 +310,8 @@ pub struct Options {
     pub tls: bool,
     /// Extra environment variables for the process.
     pub env: Vec<(String, String)>,
+    /// A command the binary runs under (`strace -f -o FILE`), or none.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for Options {
@@ -312,6 +324,7 @@ impl Default for Options {
             sections_toml: String::new(),
             tls: false,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -368,7 +381,7 @@ impl Engine {
             vec!["serve".into()]
         };
         args.extend(["--config".into(), config.display().to_string()]);
-        let child = spawn_engine(&args, &options.env);
+        let child = spawn_engine(&args, &options.env, &options.wrapper);
         let mut engine = Self {
             child,
             addr,
@@ -380,6 +393,7 @@ impl Engine {
             tls,
             args,
             env: options.env,
+            wrapper: options.wrapper,
         };
         engine.wait_ready();
         if !options.open {
@@ -450,7 +464,7 @@ impl Engine {
     pub fn kill9_and_restart(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
-        self.child = spawn_engine(&self.args, &self.env);
+        self.child = spawn_engine(&self.args, &self.env, &self.wrapper);
         self.wait_ready();
     }
 
