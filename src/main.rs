@@ -8,6 +8,7 @@
 mod asset;
 mod client;
 mod config;
+mod doctor;
 mod ingest;
 mod loadtest;
 mod log;
@@ -50,6 +51,9 @@ enum Command {
     /// Playback tokens (Contract 4).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Check this machine and the configuration: io_uring, limits, kTLS,
+    /// GPU, FFmpeg, data dir, database, chains, clock (OK / WARN / FAIL).
+    Doctor(doctor::DoctorArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         Command::Transcode(args) => transcode::run(args),
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
+        Command::Doctor(args) => doctor::run(args),
         Command::Tls(TlsCommand::Reload { config }) => tls_reload(config.as_deref()),
         Command::Loadtest(command) => loadtest::run_command(command),
     };

@@ -74,9 +74,6 @@ impl ControlPlane {
     /// Opens the database, loads or creates the secrets, binds both
     /// listeners and serves until [`ControlPlane::shutdown`].
     pub fn start(config: ControlConfig) -> Result<Self, StartError> {
-        // reqwest is built without a default crypto provider (its rustls
-        // feature pulls aws-lc-rs); use ring, like the rest of the product.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sg-control")

@@ -118,6 +118,47 @@ impl Store {
         Ok(store)
     }
 
+    /// Connects to an existing database without creating or migrating
+    /// anything (`streamgate doctor`): how many of this version's
+    /// migrations it has, of how many.
+    pub async fn schema(url: &str) -> Result<(usize, usize), StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            format!("{url}{}mode=ro", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await?;
+        let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        let have = MIGRATIONS
+            .iter()
+            .filter(|(v, _)| applied.iter().any(|(a,)| a == v))
+            .count();
+        pool.close().await;
+        Ok((have, MIGRATIONS.len()))
+    }
+
+    /// A consistent copy of a SQLite database at `to`, taken while it is
+    /// in use (`VACUUM INTO`: one read transaction, so writers go on).
+    /// PostgreSQL is backed up with `pg_dump` instead.
+    pub async fn backup_sqlite(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let to = to.to_str().ok_or_else(|| {
+            StoreError::Corrupt(format!("backup path {} is not UTF-8", to.display()))
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
             .execute(&self.pool)

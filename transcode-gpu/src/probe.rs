@@ -121,3 +121,38 @@ fn is_pseudo_video(format: &str) -> bool {
         .split(',')
         .any(|f| PSEUDO.contains(&f) || f.ends_with("_pipe"))
 }
+
+/// The codecs every transcode needs that this FFmpeg lacks (`streamgate
+/// doctor`): the H.264 decoder, the libx264 and AAC encoders.
+pub fn missing_codecs() -> Result<(), Vec<&'static str>> {
+    crate::init();
+    let missing: Vec<&'static str> = [
+        (
+            "h264 decoder",
+            ff::decoder::find(ff::codec::Id::H264).is_some(),
+        ),
+        (
+            "libx264 encoder",
+            ff::encoder::find_by_name("libx264").is_some(),
+        ),
+        (
+            "aac encoder",
+            ff::encoder::find(ff::codec::Id::AAC).is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, found)| !found)
+    .map(|(name, _)| name)
+    .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing)
+    }
+}
+
+/// libavcodec's version, `major.minor.micro`.
+pub fn libavcodec_version() -> String {
+    let v = ff::codec::version();
+    format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}

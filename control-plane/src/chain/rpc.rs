@@ -69,6 +69,9 @@ impl RpcPool {
     pub fn new(chain_id: u64, config: &ChainConfig) -> Result<Self, String> {
         let timeout = config.timeout;
         let urls = &config.rpc;
+        // reqwest is built without a default crypto provider (its rustls
+        // feature pulls aws-lc-rs): ring, like the rest of the product.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -98,6 +101,21 @@ impl RpcPool {
             breaker_open: config.breaker_open,
             endpoints,
         })
+    }
+
+    /// Each URL's answer to `eth_chainId` (`streamgate doctor`): the id,
+    /// or why there was none.
+    pub async fn chain_ids(&self) -> Vec<(String, Result<u64, String>)> {
+        use alloy::providers::Provider as _;
+        let mut answers = Vec::new();
+        for endpoint in &self.endpoints {
+            let answer = tokio::time::timeout(self.timeout, endpoint.provider.get_chain_id())
+                .await
+                .map_err(|_| format!("no answer within {:?}", self.timeout))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            answers.push((endpoint.url.clone(), answer));
+        }
+        answers
     }
 
     /// The order to try URLs in now; URLs with an open breaker are left out.
