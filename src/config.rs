@@ -297,7 +297,8 @@ impl FileConfig {
         Ok(c)
     }
 
-    fn engine_root(&self) -> PathBuf {
+    /// The assets root: `[engine] root`, or `<data_dir>/assets`.
+    pub fn engine_root(&self) -> PathBuf {
         self.engine
             .root
             .clone()

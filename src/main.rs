@@ -6,6 +6,7 @@
 //! check`, `loadtest run` (the load harness, `streamgate-loadtest`).
 
 mod asset;
+mod backup;
 mod client;
 mod config;
 mod doctor;
@@ -54,6 +55,11 @@ enum Command {
     /// Check this machine and the configuration: io_uring, limits, kTLS,
     /// GPU, FFmpeg, data dir, database, chains, clock (OK / WARN / FAIL).
     Doctor(doctor::DoctorArgs),
+    /// Back the data dir up while the appliance serves (database, keys,
+    /// operator token, job spool; assets with --assets).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into the configuration's data dir.
+    Restore(backup::RestoreArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -121,6 +127,8 @@ fn main() -> ExitCode {
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
         Command::Doctor(args) => doctor::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Tls(TlsCommand::Reload { config }) => tls_reload(config.as_deref()),
         Command::Loadtest(command) => loadtest::run_command(command),
     };

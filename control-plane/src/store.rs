@@ -145,17 +145,31 @@ impl Store {
         Ok((have, MIGRATIONS.len()))
     }
 
-    /// A consistent copy of a SQLite database at `to`, taken while it is
-    /// in use (`VACUUM INTO`: one read transaction, so writers go on).
-    /// PostgreSQL is backed up with `pg_dump` instead.
-    pub async fn backup_sqlite(&self, to: &std::path::Path) -> Result<(), StoreError> {
+    /// A consistent copy of the SQLite database at `url` written to `to`,
+    /// taken while it is in use by a running control plane (`VACUUM
+    /// INTO`: one read transaction, so its writers go on). PostgreSQL is
+    /// backed up with `pg_dump` instead.
+    pub async fn backup_sqlite(url: &str, to: &std::path::Path) -> Result<(), StoreError> {
+        sqlx::any::install_default_drivers();
         let to = to.to_str().ok_or_else(|| {
             StoreError::Corrupt(format!("backup path {} is not UTF-8", to.display()))
         })?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(to.to_string())
-            .execute(&self.pool)
+        let url = if url.contains('?') {
+            format!("{url}&mode=ro")
+        } else {
+            format!("{url}?mode=ro")
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&url)
             .await?;
+        let copied = sqlx::query("VACUUM INTO $1")
+            .bind(to.to_string())
+            .execute(&pool)
+            .await;
+        pool.close().await;
+        copied?;
         Ok(())
     }
 

@@ -312,6 +312,9 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// A command the binary runs under (`strace -f -o FILE`), or none.
     pub wrapper: Vec<String>,
+    /// Runs with the config file's path before the process starts (a
+    /// restore into its data dir, say).
+    pub prepare: Option<Box<dyn FnOnce(&Path)>>,
 }
 
 impl Default for Options {
@@ -325,6 +328,7 @@ impl Default for Options {
             tls: false,
             env: Vec::new(),
             wrapper: Vec::new(),
+            prepare: None,
         }
     }
 }
@@ -381,6 +385,9 @@ impl Engine {
             vec!["serve".into()]
         };
         args.extend(["--config".into(), config.display().to_string()]);
+        if let Some(prepare) = options.prepare.take() {
+            prepare(&config);
+        }
         let child = spawn_engine(&args, &options.env, &options.wrapper);
         let mut engine = Self {
             child,
