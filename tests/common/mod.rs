@@ -294,6 +294,9 @@ fn spawn_engine(args: &[String], env: &[(String, String)], wrapper: &[String]) -
         .expect("spawn streamgate")
 }
 
+/// A step run with the config file's path before the process starts.
+pub type Prepare = Box<dyn FnOnce(&Path)>;
+
 /// How to start an engine.
 pub struct Options {
     /// `engine --open`; otherwise `serve` with its control plane, and the
@@ -314,7 +317,7 @@ pub struct Options {
     pub wrapper: Vec<String>,
     /// Runs with the config file's path before the process starts (a
     /// restore into its data dir, say).
-    pub prepare: Option<Box<dyn FnOnce(&Path)>>,
+    pub prepare: Option<Prepare>,
 }
 
 impl Default for Options {
