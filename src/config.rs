@@ -36,6 +36,30 @@ pub struct FileConfig {
     /// `[nft]`
     #[serde(default)]
     pub nft: NftSection,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: what is logged (reloadable).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `error`, `warn`, `info` (default), `debug`, `trace` or `off`;
+    /// `STREAMGATE_LOG` overrides it.
+    pub level: Option<String>,
+}
+
+impl FileConfig {
+    /// The log level this file asks for (`STREAMGATE_LOG` first).
+    pub fn log_level(&self) -> Result<tracing_subscriber::filter::LevelFilter, String> {
+        let text = std::env::var("STREAMGATE_LOG")
+            .ok()
+            .or_else(|| self.log.level.clone())
+            .unwrap_or_else(|| "info".into());
+        text.parse()
+            .map_err(|_| format!("log level {text:?}: want error, warn, info, debug, trace or off"))
+    }
 }
 
 /// `[control]`: every key optional; defaults from [`ControlConfig::new`].

@@ -160,25 +160,32 @@ fn tls_reload(config: Option<&std::path::Path>) -> Result<(), String> {
 
 fn run_engine(args: EngineArgs) -> Result<(), String> {
     let file = FileConfig::load(args.config.as_deref())?;
-    let mut config = file.engine_config()?;
-    if let Some(root) = args.root {
-        config.root = root;
-    }
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(admin) = args.admin {
-        config.admin = admin;
-    }
-    if let Some(threads) = args.threads {
-        config.threads = threads;
-    }
-    if args.open {
-        config.access = AccessPolicy::Open;
-        // Nothing to learn from a control plane: every asset is open and
-        // tokens are not needed.
-        config.control = None;
-    }
+    log::set_level(file.log_level()?);
+    // The file's engine section with the command line's overrides, now
+    // and at each SIGHUP.
+    let build = |file: &FileConfig| -> Result<streamgate_engine::EngineConfig, String> {
+        let mut config = file.engine_config()?;
+        if let Some(root) = &args.root {
+            config.root = root.clone();
+        }
+        if let Some(listen) = args.listen {
+            config.listen = listen;
+        }
+        if let Some(admin) = args.admin {
+            config.admin = admin;
+        }
+        if let Some(threads) = args.threads {
+            config.threads = threads;
+        }
+        if args.open {
+            config.access = AccessPolicy::Open;
+            // Nothing to learn from a control plane: every asset is open
+            // and tokens are not needed.
+            config.control = None;
+        }
+        Ok(config)
+    };
+    let config = build(&file)?;
     let summary = format!(
         "serving {} at http://{}/v/ with {} workers; admin http://{}",
         config.root.display(),
@@ -203,12 +210,13 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
         move || served.check()
     });
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
-        systemd::reloading();
-        match engine.reload() {
-            Ok(()) => eprintln!("streamgate engine: SIGHUP: reloaded"),
-            Err(e) => eprintln!("streamgate engine: SIGHUP: {e}; keeping what was loaded"),
-        }
-        systemd::ready(&served.check().unwrap_or_else(|why| why));
+        serve::reload(
+            "engine",
+            args.config.as_deref(),
+            Some((&engine, &build)),
+            None,
+            &served,
+        )
     });
     eprintln!("streamgate engine: signal {signal}, draining");
     drop(watchdog);
@@ -241,5 +249,31 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
         control.public_url,
         control.chains.keys().collect::<Vec<_>>()
     );
+    config.log_level()?;
+    // Against the engine running at this file's admin address, if one is:
+    // what SIGHUP would apply, and what needs a restart.
+    let running = streamgate_net::client::Connection::open(engine.admin)
+        .and_then(|mut c| c.send("GET", "/config", &[], &[]));
+    match running {
+        Ok(reply) if reply.status == 200 => {
+            let keys: std::collections::BTreeMap<String, String> =
+                serde_json::from_slice(&reply.body)
+                    .map_err(|e| format!("the running engine's /config: {e}"))?;
+            let restart = streamgate_engine::reload::differing(&keys, &engine);
+            if restart.is_empty() {
+                println!(
+                    "running engine at {}: every change reloads with SIGHUP (systemctl reload)",
+                    engine.admin
+                );
+            } else {
+                println!(
+                    "running engine at {}: changed keys that need a restart: {}",
+                    engine.admin,
+                    restart.join(", ")
+                );
+            }
+        }
+        _ => println!("no engine answers at {}: nothing to compare", engine.admin),
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use streamgate_control_plane::ControlPlane;
-use streamgate_engine::Engine;
+use streamgate_engine::{Engine, EngineConfig};
 
 use crate::config::FileConfig;
 use crate::systemd::{self, Served, Watchdog};
@@ -50,14 +50,26 @@ fn start_control(file: &FileConfig, who: &str, own_metrics: bool) -> Result<Cont
 pub fn run_control(args: ServeArgs) -> Result<(), String> {
     streamgate_engine::block_termination_signals();
     let file = FileConfig::load(args.config.as_deref())?;
+    crate::log::set_level(file.log_level()?);
     let control = start_control(&file, "control", true)?;
     let served = Served {
         engine: None,
         control: Some(control.health()),
     };
     systemd::ready(&served.check().unwrap_or_else(|why| why));
-    let watchdog = Watchdog::start(move || served.check());
-    let signal = streamgate_engine::wait_for_termination_signal();
+    let watchdog = Watchdog::start({
+        let served = served.clone();
+        move || served.check()
+    });
+    let signal = streamgate_engine::wait_for_termination_signal_or(|| {
+        reload(
+            "control",
+            args.config.as_deref(),
+            None,
+            Some(&control),
+            &served,
+        )
+    });
     eprintln!("streamgate control: signal {signal}, stopping");
     drop(watchdog);
     systemd::stopping("stopping");
@@ -71,6 +83,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
     // the signal reaches `wait_for_termination_signal`.
     streamgate_engine::block_termination_signals();
     let file = FileConfig::load(args.config.as_deref())?;
+    crate::log::set_level(file.log_level()?);
     ensure_dir(&file.data_dir)?;
     let engine_config = file.engine_config()?;
     ensure_dir(&engine_config.root)?;
@@ -104,13 +117,15 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         let served = served.clone();
         move || served.check()
     });
+    let build = |file: &FileConfig| file.engine_config();
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
-        systemd::reloading();
-        match engine.reload() {
-            Ok(()) => eprintln!("streamgate serve: SIGHUP: reloaded"),
-            Err(e) => eprintln!("streamgate serve: SIGHUP: {e}; keeping what was loaded"),
-        }
-        systemd::ready(&served.check().unwrap_or_else(|why| why));
+        reload(
+            "serve",
+            args.config.as_deref(),
+            Some((&engine, &build)),
+            Some(&control),
+            &served,
+        )
     });
     eprintln!("streamgate serve: signal {signal}, draining");
     drop(watchdog);
@@ -127,4 +142,55 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
 
 fn ensure_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
+}
+
+/// What SIGHUP does to a running process, one logic for `serve`, `engine`
+/// and `control`: reads the configuration again (`engine_config` builds
+/// the engine's, with any command-line overrides), applies what can
+/// change live — log level; the engine's TTLs, CORS, connection cap and
+/// certificates; the control plane's TTLs, limits and RPC URLs — and says
+/// which changed keys need a restart. A file that does not load changes
+/// nothing.
+pub fn reload(
+    who: &str,
+    path: Option<&Path>,
+    engine: Option<(
+        &Engine,
+        &dyn Fn(&FileConfig) -> Result<EngineConfig, String>,
+    )>,
+    control: Option<&ControlPlane>,
+    served: &Served,
+) {
+    systemd::reloading();
+    let outcome = (|| -> Result<Vec<&'static str>, String> {
+        let file = FileConfig::load(path)?;
+        let level = file.log_level()?;
+        let engine_config = match &engine {
+            Some((_, build)) => Some(build(&file)?),
+            None => None,
+        };
+        let control_config = match control {
+            Some(_) => Some(file.control_config()?),
+            None => None,
+        };
+        // Everything read and valid: now apply.
+        crate::log::set_level(level);
+        let mut restart = Vec::new();
+        if let (Some((engine, _)), Some(next)) = (&engine, &engine_config) {
+            restart.extend(engine.reload(Some(next)).map_err(|e| e.to_string())?);
+        }
+        if let (Some(control), Some(next)) = (control, control_config) {
+            restart.extend(control.reload(next)?);
+        }
+        Ok(restart)
+    })();
+    match outcome {
+        Ok(restart) if restart.is_empty() => eprintln!("streamgate {who}: SIGHUP: reloaded"),
+        Ok(restart) => eprintln!(
+            "streamgate {who}: SIGHUP: reloaded; changed keys that need a restart: {}",
+            restart.join(", ")
+        ),
+        Err(e) => eprintln!("streamgate {who}: SIGHUP: {e}; keeping what was loaded"),
+    }
+    systemd::ready(&served.check().unwrap_or_else(|why| why));
 }

@@ -191,6 +191,12 @@ impl ControlPlane {
         })
     }
 
+    /// What SIGHUP does to the control plane (see `Service::reload`): the
+    /// changed keys that need a restart.
+    pub fn reload(&self, next: ControlConfig) -> Result<Vec<&'static str>, String> {
+        self.service.reload(next)
+    }
+
     /// A handle that asks whether this control plane still answers, for a
     /// watchdog thread.
     pub fn health(&self) -> Health {

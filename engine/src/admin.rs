@@ -1,7 +1,9 @@
 //! The admin listener: `/metrics`, `/healthz` (503 while a worker's loop
 //! is stuck), `/readyz`, `/jobs`, `POST /tls/reload` (what `streamgate tls
 //! reload` calls; SIGHUP does the same), and, with `[engine]
-//! fault_injection`, `POST /debug/stall?worker=N&seconds=S`.
+//! fault_injection`, `POST /debug/stall?worker=N&seconds=S`; `GET /config`
+//! shows the keys read only at start (what `streamgate config check`
+//! compares a changed file with).
 //!
 //! It runs on its own plain thread, off the worker cores' rings: scrapes are
 //! rare, and a slow scraper must never take a serving core's time.
@@ -49,6 +51,8 @@ pub struct State {
     pub liveness: Arc<crate::liveness::Liveness>,
     /// Whether `/debug/stall` exists.
     pub fault_injection: bool,
+    /// The start-time keys the engine runs with (`GET /config`).
+    pub start_time_keys: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// A worker whose loop has not turned this long is stuck.
@@ -128,6 +132,11 @@ fn route(req: &request::Request<'_>, served: &Served) -> (u16, &'static str, Str
             }
             served.metrics.run_upkeep();
             (200, "text/plain; version=0.0.4", served.metrics.render())
+        }
+        b"/config" => {
+            let json = serde_json::to_string_pretty(&state.start_time_keys)
+                .unwrap_or_else(|_| "{}".into());
+            (200, "application/json", json + "\n")
         }
         b"/healthz" => {
             let stalled = state.liveness.stalled(STUCK_AFTER);

@@ -43,8 +43,8 @@ pub struct Worker {
     /// The head being built. Filled and framed without an await in
     /// between, so one per worker serves every connection.
     pub head: RefCell<ResponseHead>,
-    /// Connection cap of this worker.
-    pub max_connections: i64,
+    /// Connection cap of this worker (reloadable).
+    pub max_connections: std::cell::Cell<i64>,
     /// Idle and header timeouts of this worker's connections.
     pub deadlines: Deadlines,
     /// Connections idle a while, waiting without a task.
@@ -73,7 +73,7 @@ impl Worker {
             drain: LocalDrain::default(),
             ingest,
             head: RefCell::new(ResponseHead::default()),
-            max_connections,
+            max_connections: std::cell::Cell::new(max_connections),
             deadlines: Deadlines::default(),
             parking,
             pipes: RefCell::new(Vec::new()),

@@ -61,6 +61,8 @@ pub struct Engine {
     jobs: Option<Arc<Runner>>,
     certs: Option<Arc<crate::tls::CertStore>>,
     liveness: Arc<crate::liveness::Liveness>,
+    settings: Arc<crate::reload::Published>,
+    running: Arc<EngineConfig>,
 }
 
 impl Engine {
@@ -111,6 +113,9 @@ impl Engine {
             None => None,
         };
         let liveness = Arc::new(crate::liveness::Liveness::new(config.worker_count()));
+        let settings = Arc::new(crate::reload::Published::new(crate::reload::Settings::of(
+            &config,
+        )));
         admin::start(
             config.admin,
             metrics,
@@ -121,6 +126,7 @@ impl Engine {
                 certs: certs.clone(),
                 liveness: Arc::clone(&liveness),
                 fault_injection: config.fault_injection,
+                start_time_keys: crate::reload::start_time_keys(&config),
             },
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
@@ -164,6 +170,7 @@ impl Engine {
                 bound: bound_tx.clone(),
                 tls: tls.clone(),
                 liveness: Arc::clone(&liveness),
+                settings: Arc::clone(&settings),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sg-worker-{index}"))
@@ -180,6 +187,8 @@ impl Engine {
             jobs,
             certs,
             liveness,
+            settings,
+            running: Arc::clone(&config),
         };
         for _ in 0..engine.workers.len() {
             match bound_rx.recv() {
@@ -228,15 +237,25 @@ impl Engine {
         }
     }
 
-    /// What SIGHUP does: reads the TLS certificate and key again. New
-    /// handshakes use the new pair, open connections keep theirs; a bad
-    /// file keeps the old pair, and the error says why.
-    pub fn reload(&self) -> Result<(), EngineError> {
+    /// What SIGHUP does: reads the TLS certificates again (new
+    /// handshakes use them, open connections keep theirs; a bad file keeps
+    /// the old ones, and the error says why), and, given the configuration
+    /// as it now reads, applies what can change live (`crate::reload`) and
+    /// returns the changed keys that need a restart.
+    pub fn reload(&self, next: Option<&EngineConfig>) -> Result<Vec<&'static str>, EngineError> {
         if let Some(certs) = &self.certs {
             certs.reload().map_err(EngineError::Tls)?;
             tracing::info!("TLS certificate reloaded");
         }
-        Ok(())
+        let Some(next) = next else {
+            return Ok(Vec::new());
+        };
+        self.settings.publish(crate::reload::Settings::of(next));
+        let restart = crate::reload::needs_restart(&self.running, next);
+        if !restart.is_empty() {
+            tracing::warn!(keys = ?restart, "changed keys that take effect only after a restart");
+        }
+        Ok(restart)
     }
 
     fn stop_now(&self) {

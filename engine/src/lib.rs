@@ -50,6 +50,7 @@ mod jobs;
 pub mod ktls;
 pub mod liveness;
 mod park;
+pub mod reload;
 mod serve;
 mod shutdown;
 mod sync;

@@ -50,6 +50,26 @@ struct Route<'p> {
     token: Option<&'p str>,
 }
 
+/// The reloadable part of a worker's serving state.
+struct Live {
+    manifest_cache_control: String,
+    cors: Cors,
+}
+
+impl Live {
+    fn of(settings: &crate::reload::Settings) -> Self {
+        let cors = if settings.cors_origins.iter().any(|o| o == "*") {
+            Cors::Any
+        } else {
+            Cors::List(settings.cors_origins.clone())
+        };
+        Self {
+            manifest_cache_control: format!("public, max-age={}", settings.manifest_max_age),
+            cors,
+        }
+    }
+}
+
 /// Which origins CORS allows.
 enum Cors {
     Any,
@@ -60,8 +80,8 @@ enum Cors {
 pub struct Site {
     assets: Arc<dyn AssetStore>,
     access: AccessPolicy,
-    manifest_cache_control: String,
-    cors: Cors,
+    /// What SIGHUP may change (`crate::reload`), applied between requests.
+    live: RefCell<Live>,
     cache: RefCell<HotCache>,
     /// Playback-token checks for `/p/`.
     pub gate: Gate,
@@ -75,19 +95,19 @@ impl Site {
         gate: Gate,
         limits: cache::Limits,
     ) -> Self {
-        let cors = if config.cors_origins.iter().any(|o| o == "*") {
-            Cors::Any
-        } else {
-            Cors::List(config.cors_origins.clone())
-        };
         Self {
             assets,
             access: config.access,
-            manifest_cache_control: format!("public, max-age={}", config.manifest_max_age),
-            cors,
+            live: RefCell::new(Live::of(&crate::reload::Settings::of(config))),
             cache: RefCell::new(HotCache::new(limits)),
             gate,
         }
+    }
+
+    /// Takes reloaded settings (between requests: the serving path holds
+    /// no borrow across an await).
+    pub fn apply(&self, settings: &crate::reload::Settings) {
+        *self.live.borrow_mut() = Live::of(settings);
     }
 
     /// Bytes this worker's cache holds.
@@ -220,9 +240,10 @@ impl Site {
         content: Cached,
     ) -> Reply {
         let (content_type, class) = mime::classify(relative);
+        let live = self.live.borrow();
         let cache_control = match class {
             CacheClass::Immutable => IMMUTABLE,
-            CacheClass::Manifest => self.manifest_cache_control.as_str(),
+            CacheClass::Manifest => live.manifest_cache_control.as_str(),
         };
         let size = stamp.size;
         let f = &req.fields;
@@ -317,7 +338,7 @@ impl Site {
 
     /// The `Access-Control-Allow-Origin` value for a request's Origin.
     fn allowed_origin<'o>(&self, origin: Option<&'o [u8]>) -> Option<&'o str> {
-        match &self.cors {
+        match &self.live.borrow().cors {
             Cors::Any => Some("*"),
             Cors::List(list) => {
                 let origin = std::str::from_utf8(origin?).ok()?;
@@ -331,7 +352,7 @@ impl Site {
             head.header("Access-Control-Allow-Origin", allowed)
                 .header("Access-Control-Expose-Headers", EXPOSE);
         }
-        if matches!(self.cors, Cors::List(_)) {
+        if matches!(self.live.borrow().cors, Cors::List(_)) {
             head.header("Vary", "Origin");
         }
     }

@@ -50,6 +50,8 @@ pub struct Spawn {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Where this worker's loop stamps its heartbeat.
     pub liveness: Arc<crate::liveness::Liveness>,
+    /// Settings SIGHUP reloads.
+    pub settings: Arc<crate::reload::Published>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -122,8 +124,12 @@ async fn serve(spawn: Spawn) {
     monoio::spawn(housekeeping(
         Rc::clone(&worker),
         spawn.drain,
-        spawn.liveness,
-        spawn.index,
+        Beat {
+            liveness: spawn.liveness,
+            settings: spawn.settings,
+            index: spawn.index,
+            workers,
+        },
     ));
     if let (Some(listener), Some(server)) = (tls_listener, spawn.tls) {
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
@@ -192,7 +198,7 @@ fn admit(stream: TcpStream, worker: &Rc<Worker>) {
         return;
     }
     let mut stats = worker.stats.borrow_mut();
-    if stats.open_connections() >= worker.max_connections {
+    if stats.open_connections() >= worker.max_connections.get() {
         stats.rejected();
         drop(stats);
         refuse(&stream);
@@ -257,7 +263,7 @@ async fn accept_tls(
     accept_until_drained(&listener, &worker, |stream| {
         let _ = stream.set_nodelay(true);
         let mut stats = worker.stats.borrow_mut();
-        if stats.open_connections() >= worker.max_connections {
+        if stats.open_connections() >= worker.max_connections.get() {
             stats.rejected();
             return; // dropped: no plaintext 503 inside a TLS port
         }
@@ -418,19 +424,31 @@ fn refuse(stream: &TcpStream) {
     }
 }
 
-/// Watches the drain flag, flushes counters, and stamps the worker's
-/// heartbeat: this task runs only when the worker's loop turns.
-async fn housekeeping(
-    worker: Rc<Worker>,
-    drain: Drain,
+/// What a worker's housekeeping shares with the engine.
+struct Beat {
     liveness: Arc<crate::liveness::Liveness>,
+    settings: Arc<crate::reload::Published>,
     index: usize,
-) {
+    workers: usize,
+}
+
+/// Watches the drain flag, flushes counters, stamps the worker's
+/// heartbeat (this task runs only when the worker's loop turns) and takes
+/// reloaded settings.
+async fn housekeeping(worker: Rc<Worker>, drain: Drain, beat: Beat) {
+    let (liveness, index) = (&beat.liveness, beat.index);
     let mut ticks = 0u32;
+    let mut settings_seen = 0u64;
     loop {
         monoio::time::sleep(TICK).await;
         ticks += 1;
         liveness.beat(index);
+        if let Some(settings) = beat.settings.newer_than(&mut settings_seen) {
+            worker.site.apply(&settings);
+            worker
+                .max_connections
+                .set((settings.max_connections / beat.workers).max(1) as i64);
+        }
         if let Some(stall) = liveness.take_stall(index) {
             tracing::warn!(
                 worker = index,

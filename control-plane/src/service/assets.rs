@@ -75,7 +75,7 @@ impl Service {
                 "{id:?} is not an asset id; pass --id"
             )));
         }
-        let target = self.config.assets_root.join(&id);
+        let target = self.config().assets_root.join(&id);
         if target.exists() {
             return Err(ApiError::new(
                 ErrorCode::AssetExists,
@@ -93,7 +93,7 @@ impl Service {
                 format!("asset {id:?} already exists"),
             ));
         }
-        let imported = LocalStore::create(&self.config.assets_root)
+        let imported = LocalStore::create(&self.config().assets_root)
             .map_err(|e| AssetError::io("opening the assets root", e))
             .and_then(|store| store.import(&source, &id));
         if let Err(e) = imported {
@@ -116,7 +116,7 @@ impl Service {
         if !is_asset_id(id) || !self.store.delete_asset(id, Some(unix_now())).await? {
             return Err(ApiError::not_found(format!("no asset {id:?}")));
         }
-        let root = &self.config.assets_root;
+        let root = &self.config().assets_root;
         let removed = match LocalStore::open(root) {
             Ok(store) => store
                 .remove(id)
@@ -156,7 +156,7 @@ impl Service {
             if rule.chain_id == 0 {
                 return Err(ApiError::malformed("every rule needs a chain id"));
             }
-            if !self.config.chains.contains_key(&rule.chain_id) {
+            if !self.config().chains.contains_key(&rule.chain_id) {
                 // Allowed (the operator may add the chain later), but the
                 // asset stays closed until then: say so now.
                 tracing::warn!(

@@ -44,7 +44,7 @@ impl Service {
     /// Keys, revocations and open assets for the engine.
     pub async fn engine_state(&self) -> Result<EngineState, ApiError> {
         let now = unix_now();
-        let retired_after = now - self.config.playback_max_ttl.as_secs() as i64;
+        let retired_after = now - self.config().playback_max_ttl.as_secs() as i64;
         let keys: Vec<(String, [u8; 32])> = self
             .store
             .public_keys(retired_after)

@@ -55,10 +55,12 @@ pub enum Caller {
 
 /// The control plane's state and operations.
 pub struct Service {
-    config: ControlConfig,
+    /// Replaced whole by a reload (SIGHUP): TTLs, limits, RPC URLs.
+    config: RwLock<Arc<ControlConfig>>,
     expect: Expect,
     store: Store,
-    gate: Gatekeeper,
+    /// Rebuilt by a reload from the new chains (its NFT cache starts over).
+    gate: RwLock<Arc<Gatekeeper>>,
     keys: KeyDir,
     signer: RwLock<Arc<TokenSigner>>,
     operator_token: String,
@@ -88,10 +90,10 @@ impl Service {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Self {
-            config,
+            config: RwLock::new(Arc::new(config)),
             expect,
             store,
-            gate,
+            gate: RwLock::new(Arc::new(gate)),
             keys,
             signer: RwLock::new(Arc::new(signer)),
             operator_token,
@@ -99,8 +101,61 @@ impl Service {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &ControlConfig {
-        &self.config
+    pub fn config(&self) -> Arc<ControlConfig> {
+        match self.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The NFT gate in force.
+    fn gate(&self) -> Arc<Gatekeeper> {
+        match self.gate.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// What SIGHUP does: takes the configuration as it now reads. TTLs,
+    /// challenge limits and the chains' RPC URLs apply to the next call
+    /// (the NFT cache starts over); the returned keys changed but take
+    /// effect only at a restart. A configuration that does not build (a
+    /// bad RPC URL) changes nothing.
+    pub fn reload(&self, next: ControlConfig) -> Result<Vec<&'static str>, String> {
+        let gate = Gatekeeper::new(&next.chains, next.nft_cache_ttl, next.nft_negative_ttl)?;
+        let running = self.config();
+        let mut restart = Vec::new();
+        for (key, differs) in [
+            ("control.grpc", running.grpc != next.grpc),
+            ("control.http", running.http != next.http),
+            ("control.database", running.database != next.database),
+            ("control.public_url", running.public_url != next.public_url),
+            ("control.tls", running.tls.is_some() != next.tls.is_some()),
+            ("data_dir", running.data_dir != next.data_dir),
+        ] {
+            if differs {
+                restart.push(key);
+            }
+        }
+        // Keep what only a restart changes; take the rest.
+        let taken = ControlConfig {
+            grpc: running.grpc,
+            http: running.http,
+            database: running.database.clone(),
+            public_url: running.public_url.clone(),
+            tls: running.tls.clone(),
+            data_dir: running.data_dir.clone(),
+            assets_root: running.assets_root.clone(),
+            own_metrics: running.own_metrics,
+            ..next
+        };
+        if let Ok(mut g) = self.gate.write() {
+            *g = Arc::new(gate);
+        }
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(taken);
+        }
+        Ok(restart)
     }
 
     /// The database.

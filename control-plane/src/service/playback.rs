@@ -23,7 +23,7 @@ impl Service {
         if !asset.gated() {
             return Decision::Allowed { cached: true };
         }
-        self.gate.check(address, &asset.rules).await
+        self.gate().check(address, &asset.rules).await
     }
 
     /// Issues a playback token for `asset_id` to `caller`: a viewer must
@@ -82,9 +82,9 @@ impl Service {
                 Some(address.as_str())
             }
         };
-        let max = self.config.playback_max_ttl.as_secs();
+        let max = self.config().playback_max_ttl.as_secs();
         let ttl = match ttl_seconds {
-            0 => self.config.playback_ttl.as_secs(),
+            0 => self.config().playback_ttl.as_secs(),
             n => n,
         }
         .clamp(1, max.max(1));
@@ -127,7 +127,7 @@ impl Service {
         let until = if expires_at > 0 {
             expires_at
         } else {
-            unix_now() + self.config.playback_max_ttl.as_secs() as i64
+            unix_now() + self.config().playback_max_ttl.as_secs() as i64
         };
         Ok(self.store.revoke(jti, until).await?)
     }

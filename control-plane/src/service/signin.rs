@@ -41,7 +41,7 @@ impl Service {
             return Err(ApiError::malformed("chain_id is required"));
         }
         let now = OffsetDateTime::now_utc();
-        let ttl = time::Duration::try_from(self.config.challenge_ttl)
+        let ttl = time::Duration::try_from(self.config().challenge_ttl)
             .unwrap_or(time::Duration::minutes(5));
         let nonce = siwe::generate_nonce();
         let spec = auth::ChallengeSpec {
@@ -61,15 +61,15 @@ impl Service {
             .store
             .live_challenges(address, now.unix_timestamp())
             .await?;
-        if for_address >= i64::from(self.config.challenge_limit_per_address)
-            || total >= i64::from(self.config.challenge_limit)
+        if for_address >= i64::from(self.config().challenge_limit_per_address)
+            || total >= i64::from(self.config().challenge_limit)
         {
             metrics::sign_in(kind.as_str(), "too_many_challenges");
             return Err(ApiError::new(
                 ErrorCode::TooManyChallenges,
                 "too many unanswered sign-in challenges; answer one or wait for them to expire",
             )
-            .retry_after(self.config.challenge_ttl.as_secs().max(1)));
+            .retry_after(self.config().challenge_ttl.as_secs().max(1)));
         }
         let id = random_id(18);
         let expires_at = (now + ttl).unix_timestamp();
@@ -162,7 +162,7 @@ impl Service {
             ));
         }
         let token = format!("sgs_{}", random_id(32));
-        let expires_at = now.unix_timestamp() + self.config.session_ttl.as_secs() as i64;
+        let expires_at = now.unix_timestamp() + self.config().session_ttl.as_secs() as i64;
         self.store
             .insert_session(
                 &session_hash(&token),

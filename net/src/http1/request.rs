@@ -13,7 +13,7 @@ pub use crate::request::{Fields, Method, Request, Version};
 
 /// Hard bounds on a request head. Exceeding one is an error with its own
 /// status code (414 or 431), never a partial read that waits forever.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest request line, CRLF excluded (over it: 414 URI Too Long).
     pub max_request_line: usize,

@@ -6,7 +6,7 @@
 pub mod guard;
 
 /// HTTP/2 defences (each a configured limit, see `docs/architecture.md`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
