@@ -144,6 +144,10 @@ fn ensure_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
 }
 
+/// Builds an engine's configuration from the file (with a command's
+/// overrides).
+pub type BuildEngineConfig = dyn Fn(&FileConfig) -> Result<EngineConfig, String>;
+
 /// What SIGHUP does to a running process, one logic for `serve`, `engine`
 /// and `control`: reads the configuration again (`engine_config` builds
 /// the engine's, with any command-line overrides), applies what can
