@@ -158,10 +158,7 @@ pub type BuildEngineConfig = dyn Fn(&FileConfig) -> Result<EngineConfig, String>
 pub fn reload(
     who: &str,
     path: Option<&Path>,
-    engine: Option<(
-        &Engine,
-        &dyn Fn(&FileConfig) -> Result<EngineConfig, String>,
-    )>,
+    engine: Option<(&Engine, &BuildEngineConfig)>,
     control: Option<&ControlPlane>,
     served: &Served,
 ) {
