@@ -146,7 +146,7 @@ fn ensure_dir(dir: &Path) -> Result<(), String> {
 
 /// Builds an engine's configuration from the file (with a command's
 /// overrides).
-pub type BuildEngineConfig = dyn Fn(&FileConfig) -> Result<EngineConfig, String>;
+pub type BuildEngineConfig<'a> = dyn Fn(&FileConfig) -> Result<EngineConfig, String> + 'a;
 
 /// What SIGHUP does to a running process, one logic for `serve`, `engine`
 /// and `control`: reads the configuration again (`engine_config` builds
@@ -158,7 +158,7 @@ pub type BuildEngineConfig = dyn Fn(&FileConfig) -> Result<EngineConfig, String>
 pub fn reload(
     who: &str,
     path: Option<&Path>,
-    engine: Option<(&Engine, &BuildEngineConfig)>,
+    engine: Option<(&Engine, &BuildEngineConfig<'_>)>,
     control: Option<&ControlPlane>,
     served: &Served,
 ) {
