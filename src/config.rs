@@ -127,6 +127,7 @@ pub struct EngineSection {
     send_timeout: Option<ConfigDuration>,
     shutdown_grace: Option<ConfigDuration>,
     fault_injection: Option<bool>,
+    access_log_sample: Option<f64>,
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
     cache_max_object: Option<usize>,
@@ -365,6 +366,12 @@ impl FileConfig {
         }
         if let Some(v) = e.fault_injection {
             c.fault_injection = v;
+        }
+        if let Some(v) = e.access_log_sample {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("engine.access_log_sample {v}: want 0 to 1").into());
+            }
+            c.access_log_sample = v;
         }
         if let Some(v) = e.cache_bytes {
             c.cache_bytes = v;

@@ -147,3 +147,48 @@ fn sighup_applies_the_new_config_without_dropping_a_connection() {
     assert_eq!(report["errors"]["total"], 0, "{}", report["errors"]);
     assert!(report["requests"].as_u64().unwrap() > 100);
 }
+
+#[test]
+fn the_access_log_is_off_by_default_samples_when_on_and_never_shows_a_token() {
+    let s = common::Scratch::new("access-log");
+    common::write(&s.0.join("root/a/x.m4s"), b"x");
+    let run = |sample: &str| {
+        let (listen, admin) = (free_addr(), free_addr());
+        let config = s.0.join("access.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{d}\"\n[engine]\nroot = \"{d}/root\"\nlisten = \"{listen}\"\nadmin = \"{admin}\"\nthreads = 1\n{sample}\n",
+                d = s.0.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(["engine", "--open", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while common::try_get(admin, "/readyz").map_or(true, |r| r.status != 200) {
+            assert!(std::time::Instant::now() < deadline, "not ready");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        for path in ["/v/a/x.m4s", "/p/eyJhbGciOiJFZERTQSJ9.secret.sig/a/x.m4s"] {
+            common::try_get(listen, path).unwrap();
+        }
+        // SAFETY: kill(2) on our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let off = run("");
+    assert!(!off.contains(" access"), "{off}");
+    let on = run("access_log_sample = 1.0");
+    assert!(
+        on.contains("access") && on.contains("path=/v/a/x.m4s") && on.contains("status=200"),
+        "{on}"
+    );
+    assert!(on.contains("path=/p/…/a/x.m4s"), "{on}");
+    assert!(!on.contains("secret"), "a token was logged: {on}");
+}

@@ -25,7 +25,17 @@ pub fn install(own: bool) -> Option<PrometheusHandle> {
     if !own {
         return None;
     }
-    let handle = PrometheusBuilder::new().install_recorder().ok();
+    // Buckets, so Prometheus can aggregate latency across nodes.
+    let buckets = [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(name::RPC_LATENCY.into()),
+            &buckets,
+        )
+        .ok()
+        .and_then(|b| b.install_recorder().ok());
     describe();
     handle
 }

@@ -58,6 +58,9 @@ pub struct EngineConfig {
     /// for a while: for operators checking that the watchdog restarts a
     /// stuck engine. Off by default.
     pub fault_injection: bool,
+    /// Share of requests written to the log, one line each (0, the
+    /// default: none; 0.01: one in a hundred). Reloadable.
+    pub access_log_sample: f64,
     /// The transcode job runner; `None` runs no jobs.
     pub jobs: Option<JobsConfig>,
     /// The control plane's gRPC endpoint, polled for public keys,
@@ -208,6 +211,7 @@ impl EngineConfig {
             cors_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
             fault_injection: false,
+            access_log_sample: 0.0,
             jobs: None,
             control: None,
             control_poll: Duration::from_secs(1),

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::EngineConfig;
 
 /// The live-reloadable part of the engine's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `max-age` for playlists and MPDs.
     pub manifest_max_age: u32,
@@ -21,6 +21,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Connection cap across all workers.
     pub max_connections: usize,
+    /// Share of requests logged (0: none).
+    pub access_log_sample: f64,
 }
 
 impl Settings {
@@ -30,6 +32,7 @@ impl Settings {
             manifest_max_age: config.manifest_max_age,
             cors_origins: config.cors_origins.clone(),
             max_connections: config.max_connections,
+            access_log_sample: config.access_log_sample,
         }
     }
 }

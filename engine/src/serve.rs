@@ -54,6 +54,8 @@ struct Route<'p> {
 struct Live {
     manifest_cache_control: String,
     cors: Cors,
+    /// Requests logged: those whose random draw is below this (0: none).
+    access_log_below: u64,
 }
 
 impl Live {
@@ -66,6 +68,7 @@ impl Live {
         Self {
             manifest_cache_control: format!("public, max-age={}", settings.manifest_max_age),
             cors,
+            access_log_below: (settings.access_log_sample.clamp(0.0, 1.0) * u64::MAX as f64) as u64,
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Site {
     access: AccessPolicy,
     /// What SIGHUP may change (`crate::reload`), applied between requests.
     live: RefCell<Live>,
+    /// The access log's random state.
+    draw: std::cell::Cell<u64>,
     cache: RefCell<HotCache>,
     /// Playback-token checks for `/p/`.
     pub gate: Gate,
@@ -99,6 +104,12 @@ impl Site {
             assets,
             access: config.access,
             live: RefCell::new(Live::of(&crate::reload::Settings::of(config))),
+            draw: std::cell::Cell::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+                    | 1,
+            ),
             cache: RefCell::new(HotCache::new(limits)),
             gate,
         }
@@ -108,6 +119,41 @@ impl Site {
     /// no borrow across an await).
     pub fn apply(&self, settings: &crate::reload::Settings) {
         *self.live.borrow_mut() = Live::of(settings);
+    }
+
+    /// Writes one access-log line for a sample of requests (`[engine]
+    /// access_log_sample`; none by default). A playback token in the path
+    /// is never logged.
+    pub fn access_log(&self, protocol: &'static str, req: &Request<'_>, status: u16, bytes: u64) {
+        let below = self.live.borrow().access_log_below;
+        if below == 0 {
+            return;
+        }
+        // xorshift64: a cheap draw per request, per worker.
+        let mut x = self.draw.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.draw.set(x);
+        if x >= below {
+            return;
+        }
+        let target = String::from_utf8_lossy(req.target);
+        let path = match target
+            .strip_prefix("/p/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            Some((_token, after)) => format!("/p/…/{after}"),
+            None => target.into_owned(),
+        };
+        tracing::info!(
+            protocol,
+            method = req.method.as_str(),
+            %path,
+            status,
+            bytes,
+            "access"
+        );
     }
 
     /// Bytes this worker's cache holds.

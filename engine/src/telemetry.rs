@@ -47,11 +47,20 @@ pub fn install() -> Result<PrometheusHandle, String> {
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
         0.5, 1.0, 2.5, 5.0, 10.0,
     ];
+    // Histograms, not summaries: Prometheus aggregates buckets across
+    // nodes (histogram_quantile); the control plane's RPC latency too,
+    // which this recorder holds inside `serve`.
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(name::DURATION.into()),
             &buckets,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("streamgate_rpc_latency_seconds".into()),
+                &buckets,
+            )
+        })
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;

@@ -173,6 +173,13 @@ pub fn transcode(
 
     let total_frames = (probe.duration * fps).round() as u64;
     let started = Instant::now();
+    // At 0 % from the start, then every half second: a job is visible as
+    // running (in /jobs, the metrics, `ingest`) from its first frame.
+    progress(Progress {
+        frames: 0,
+        total_frames,
+        fps: 0.0,
+    });
     let mut last_report = Instant::now();
     let mut frames = 0u64;
     let mut last_pts: Option<i64> = None;

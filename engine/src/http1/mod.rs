@@ -142,6 +142,9 @@ async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) 
         let mut head = worker.head.borrow_mut();
         let mut stats = worker.stats.borrow_mut();
         let reply = worker.site.respond(&request, &mut head, &mut stats);
+        worker
+            .site
+            .access_log("http1", &request, head.status(), reply.body.len());
         let close = closing || reply.close;
         write_head(&head, worker.dates.borrow_mut().now(), close, &mut out);
         (head.status(), serve::Reply { close, ..reply })

@@ -156,6 +156,9 @@ async fn stream(
         let mut head = worker.head.borrow_mut();
         let mut stats = worker.stats.borrow_mut();
         let reply = worker.site.respond(&request, &mut head, &mut stats);
+        worker
+            .site
+            .access_log("h2", &request, head.status(), reply.body.len());
         let response = response_of(&head, worker.dates.borrow_mut().now());
         (response, reply, head.status())
     };
