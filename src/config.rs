@@ -369,7 +369,7 @@ impl FileConfig {
         }
         if let Some(v) = e.access_log_sample {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("engine.access_log_sample {v}: want 0 to 1").into());
+                return Err(format!("engine.access_log_sample {v}: want 0 to 1"));
             }
             c.access_log_sample = v;
         }
