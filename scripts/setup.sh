@@ -10,7 +10,8 @@
 #                             (its report schema); systemd (systemd-analyze
 #                             for the units), strace (their syscall filter),
 #                             dpkg-dev and binutils with cargo-deb from
-#                             crates.io (the .deb test)
+#                             crates.io (the .deb test), pebble (the test
+#                             ACME CA)
 #   scripts/setup.sh --bench  also nginx, wrk and h2load (nghttp2-client) for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -25,7 +26,7 @@ for arg in "$@"; do
   case "$arg" in
     --tests)
       tests=1
-      want+=(postgresql nginx-light openssl python3-jsonschema systemd strace dpkg-dev binutils)
+      want+=(postgresql nginx-light openssl python3-jsonschema systemd strace dpkg-dev binutils pebble)
       # Node.js from Debian unless one is already on the PATH.
       command -v npm >/dev/null || want+=(nodejs npm)
       ;;

@@ -150,6 +150,20 @@ pub struct EngineSection {
     h2c: Option<bool>,
     tls: Option<EngineTlsSection>,
     h2: Option<H2Section>,
+    acme: Option<AcmeSection>,
+}
+
+/// `[engine.acme]`: certificates for `listen_tls` from an ACME CA.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSection {
+    domains: Vec<String>,
+    email: Option<String>,
+    /// Default: Let's Encrypt.
+    directory: Option<String>,
+    /// A PEM root for the directory's own certificate (a private CA).
+    ca: Option<PathBuf>,
+    renew_before: Option<ConfigDuration>,
 }
 
 /// `[engine.tls]`: the certificate of `listen_tls`.
@@ -394,7 +408,58 @@ impl FileConfig {
         if let Some(v) = e.max_head_bytes {
             c.limits.max_head_bytes = v;
         }
-        c.tls = match (e.listen_tls, &e.tls) {
+        c.acme = match &e.acme {
+            None => None,
+            Some(a) if a.domains.is_empty() => {
+                return Err("engine.acme needs at least one of domains".into())
+            }
+            Some(a) => Some(streamgate_engine::acme::AcmeConfig {
+                domains: a.domains.clone(),
+                email: a.email.clone(),
+                directory: a
+                    .directory
+                    .clone()
+                    .unwrap_or_else(|| "https://acme-v02.api.letsencrypt.org/directory".into()),
+                ca: a.ca.clone(),
+                dir: self.data_dir.join("acme"),
+                renew_before: ConfigDuration::or_secs(a.renew_before, 30 * 86_400),
+            }),
+        };
+        // With ACME, the TLS listener's certificate is the one it keeps.
+        let acme_files = c.acme.as_ref().map(|a| (a.cert_path(), a.key_path()));
+        let acme_tls;
+        let tls_section = match (&e.tls, &acme_files) {
+            (Some(t), Some(_)) if t.cert.is_some() || t.key.is_some() => {
+                return Err(
+                    "engine.acme provides the certificate: leave [engine.tls] cert and key out"
+                        .into(),
+                )
+            }
+            (Some(t), Some((cert, key))) => {
+                acme_tls = EngineTlsSection {
+                    cert: Some(cert.clone()),
+                    key: Some(key.clone()),
+                    handshake_timeout: t.handshake_timeout,
+                    sni: t.sni.clone(),
+                    strict_sni: t.strict_sni,
+                    ktls: t.ktls,
+                };
+                Some(&acme_tls)
+            }
+            (None, Some((cert, key))) => {
+                acme_tls = EngineTlsSection {
+                    cert: Some(cert.clone()),
+                    key: Some(key.clone()),
+                    ..EngineTlsSection::default()
+                };
+                Some(&acme_tls)
+            }
+            (t, None) => t.as_ref(),
+        };
+        if c.acme.is_some() && e.listen_tls.is_none() {
+            return Err("engine.acme needs engine.listen_tls (the listener it certifies)".into());
+        }
+        c.tls = match (e.listen_tls, tls_section) {
             (None, None) => None,
             (Some(listen), Some(t)) => match (&t.cert, &t.key) {
                 (Some(cert), Some(key)) => Some(TlsConfig {

@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics`, `/healthz` (503 while a worker's loop
 //! is stuck), `/readyz`, `/jobs`, `POST /tls/reload` (what `streamgate tls
-//! reload` calls; SIGHUP does the same), and, with `[engine]
+//! reload` calls; SIGHUP does the same), `POST /tls/renew` (ACME now),
+//! and, with `[engine]
 //! fault_injection`, `POST /debug/stall?worker=N&seconds=S`; `GET /config`
 //! shows the keys read only at start (what `streamgate config check`
 //! compares a changed file with).
@@ -53,6 +54,8 @@ pub struct State {
     pub fault_injection: bool,
     /// The start-time keys the engine runs with (`GET /config`).
     pub start_time_keys: std::collections::BTreeMap<&'static str, String>,
+    /// The ACME renewal thread, for `POST /tls/renew`.
+    pub renewer: Option<crate::acme::Renewer>,
 }
 
 /// A worker whose loop has not turned this long is stuck.
@@ -104,6 +107,16 @@ fn route(req: &request::Request<'_>, served: &Served) -> (u16, &'static str, Str
             );
         }
         return stall(req.target, &state.liveness);
+    }
+    if req.method == Method::Post && req.target == b"/tls/renew" {
+        return match &state.renewer {
+            Some(renewer) if renewer.renew_now() => (
+                202,
+                "text/plain",
+                "renewal started (see the log and metrics)\n".into(),
+            ),
+            _ => (404, "text/plain", "no [engine.acme]\n".into()),
+        };
     }
     if req.method == Method::Post && req.target == b"/tls/reload" {
         return match &state.certs {

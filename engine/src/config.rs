@@ -58,6 +58,8 @@ pub struct EngineConfig {
     /// for a while: for operators checking that the watchdog restarts a
     /// stuck engine. Off by default.
     pub fault_injection: bool,
+    /// Certificates from an ACME CA for the TLS listener (`[engine.acme]`).
+    pub acme: Option<crate::acme::AcmeConfig>,
     /// Share of requests written to the log, one line each (0, the
     /// default: none; 0.01: one in a hundred). Reloadable.
     pub access_log_sample: f64,
@@ -212,6 +214,7 @@ impl EngineConfig {
             shutdown_grace: Duration::from_secs(10),
             fault_injection: false,
             access_log_sample: 0.0,
+            acme: None,
             jobs: None,
             control: None,
             control_poll: Duration::from_secs(1),

@@ -35,6 +35,8 @@ pub enum EngineError {
     Jobs(String),
     /// The TLS certificate or key could not be loaded.
     Tls(crate::tls::TlsError),
+    /// The ACME directory could not be prepared.
+    Acme(crate::acme::AcmeError),
 }
 
 impl fmt::Display for EngineError {
@@ -46,6 +48,7 @@ impl fmt::Display for EngineError {
             Self::Metrics(e) => write!(f, "cannot install the metrics recorder: {e}"),
             Self::Jobs(e) => write!(f, "cannot start the job runner: {e}"),
             Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::Acme(e) => write!(f, "ACME: {e}"),
         }
     }
 }
@@ -86,6 +89,9 @@ impl Engine {
             None => None,
         };
         let mut certs = None;
+        if let Some(acme) = &config.acme {
+            crate::acme::ensure_placeholder(acme).map_err(EngineError::Acme)?;
+        }
         let tls = match &config.tls {
             Some(t) => {
                 let probed = crate::ktls::probe();
@@ -112,6 +118,14 @@ impl Engine {
             }
             None => None,
         };
+        let challenges = Arc::new(crate::acme::Challenges::default());
+        let renewer = match (&config.acme, &certs) {
+            (Some(acme), Some(store)) => Some(
+                crate::acme::start(acme.clone(), Arc::clone(&challenges), Arc::clone(store))
+                    .map_err(EngineError::Worker)?,
+            ),
+            _ => None,
+        };
         let liveness = Arc::new(crate::liveness::Liveness::new(config.worker_count()));
         let settings = Arc::new(crate::reload::Published::new(crate::reload::Settings::of(
             &config,
@@ -127,6 +141,7 @@ impl Engine {
                 liveness: Arc::clone(&liveness),
                 fault_injection: config.fault_injection,
                 start_time_keys: crate::reload::start_time_keys(&config),
+                renewer,
             },
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
@@ -171,6 +186,7 @@ impl Engine {
                 tls: tls.clone(),
                 liveness: Arc::clone(&liveness),
                 settings: Arc::clone(&settings),
+                challenges: config.acme.is_some().then(|| Arc::clone(&challenges)),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sg-worker-{index}"))

@@ -35,6 +35,7 @@
 
 pub mod config;
 
+pub mod acme;
 mod admin;
 mod cache;
 mod context;

@@ -85,6 +85,8 @@ pub struct Site {
     access: AccessPolicy,
     /// What SIGHUP may change (`crate::reload`), applied between requests.
     live: RefCell<Live>,
+    /// HTTP-01 answers, when certificates come from ACME.
+    challenges: Option<Arc<crate::acme::Challenges>>,
     /// The access log's random state.
     draw: std::cell::Cell<u64>,
     cache: RefCell<HotCache>,
@@ -97,11 +99,13 @@ impl Site {
     pub fn new(
         config: &EngineConfig,
         assets: Arc<dyn AssetStore>,
+        challenges: Option<Arc<crate::acme::Challenges>>,
         gate: Gate,
         limits: cache::Limits,
     ) -> Self {
         Self {
             assets,
+            challenges,
             access: config.access,
             live: RefCell::new(Live::of(&crate::reload::Settings::of(config))),
             draw: std::cell::Cell::new(
@@ -119,6 +123,22 @@ impl Site {
     /// no borrow across an await).
     pub fn apply(&self, settings: &crate::reload::Settings) {
         *self.live.borrow_mut() = Live::of(settings);
+    }
+
+    /// The answer to an ACME HTTP-01 check
+    /// (`/.well-known/acme-challenge/<token>`) while one is pending.
+    fn acme_challenge(&self, req: &Request<'_>, head: &mut ResponseHead) -> Option<Reply> {
+        let challenges = self.challenges.as_ref()?;
+        let token = req.target.strip_prefix(b"/.well-known/acme-challenge/")?;
+        let answer = challenges.answer(std::str::from_utf8(token).ok()?)?;
+        head.reset(200)
+            .header("Content-Type", "text/plain")
+            .header("Cache-Control", "no-store")
+            .header("Content-Length", answer.len());
+        Some(Reply {
+            body: Body::Memory(answer.into_bytes().into()),
+            close: false,
+        })
     }
 
     /// Writes one access-log line for a sample of requests (`[engine]
@@ -171,6 +191,9 @@ impl Site {
     ) -> Reply {
         let respond_error =
             |head: &mut ResponseHead, status| self.error(head, req.fields.origin, status);
+        if let Some(reply) = self.acme_challenge(req, head) {
+            return reply;
+        }
         let path = match target::decode(req.target) {
             Ok(Target::Path(path)) => path,
             Ok(Target::Asterisk) if req.method == Method::Options => {

@@ -31,6 +31,7 @@ mod name {
     pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_tls_handshake_failures_total";
     pub const KTLS: &str = "streamgate_ktls_available";
     pub const KTLS_CONNECTIONS: &str = "streamgate_ktls_connections_total";
+    pub const ACME: &str = "streamgate_acme_issuances_total";
     pub const CERTIFICATE_EXPIRY: &str = "streamgate_tls_certificate_expiry_timestamp_seconds";
     pub const H2_GOAWAYS: &str = "streamgate_h2_goaways_total";
     pub const H2_CONNECTION_ERRORS: &str = "streamgate_h2_connection_errors_total";
@@ -143,6 +144,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
          [engine.tls] ktls is on)"
     );
     describe_counter!(
+        name::ACME,
+        "ACME issuances and renewals, by result (issued, failed)"
+    );
+    describe_counter!(
         name::KTLS_CONNECTIONS,
         "HTTP/1.1 TLS connections by where their records went while kTLS is on (kernel; userspace: the \
          session could not be handed over; failed: the kernel refused the keys)"
@@ -194,6 +199,11 @@ pub fn certificate_expiry(file: &str, unix_seconds: f64) {
 /// Where a TLS HTTP/1.1 connection's records went, kTLS on.
 pub fn ktls_connection(outcome: &'static str) {
     counter!(name::KTLS_CONNECTIONS, "outcome" => outcome).increment(1);
+}
+
+/// An ACME issuance ended.
+pub fn acme(result: &'static str) {
+    counter!(name::ACME, "result" => result).increment(1);
 }
 
 /// Whether kTLS is in use.

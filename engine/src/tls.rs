@@ -129,6 +129,13 @@ fn not_after(leaf: &CertificateDer<'_>) -> Result<SystemTime, String> {
     Ok(SystemTime::UNIX_EPOCH + after)
 }
 
+/// The notAfter of the first certificate in a PEM file, if it reads.
+pub fn leaf_not_after(cert: &Path) -> Option<SystemTime> {
+    let pem = std::fs::read(cert).ok()?;
+    let leaf = CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
+    not_after(&leaf).ok()
+}
+
 /// Warn this long before a certificate expires.
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 

@@ -52,6 +52,8 @@ pub struct Spawn {
     pub liveness: Arc<crate::liveness::Liveness>,
     /// Settings SIGHUP reloads.
     pub settings: Arc<crate::reload::Published>,
+    /// HTTP-01 answers, when certificates come from ACME.
+    pub challenges: Option<Arc<crate::acme::Challenges>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -100,6 +102,7 @@ async fn serve(spawn: Spawn) {
     let site = Site::new(
         &config,
         spawn.assets,
+        spawn.challenges,
         Gate::new(spawn.access),
         cache::Limits {
             memory_bytes: config.cache_bytes / workers,

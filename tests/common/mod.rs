@@ -318,6 +318,8 @@ pub struct Options {
     /// Runs with the config file's path before the process starts (a
     /// restore into its data dir, say).
     pub prepare: Option<Prepare>,
+    /// The plain listener's address (a free port otherwise).
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -332,6 +334,7 @@ impl Default for Options {
             env: Vec::new(),
             wrapper: Vec::new(),
             prepare: None,
+            listen: None,
         }
     }
 }
@@ -366,7 +369,8 @@ impl Engine {
         };
         std::fs::create_dir_all(&incoming).unwrap();
         fill(&incoming);
-        let (addr, admin, grpc, http) = (free_addr(), free_addr(), free_addr(), free_addr());
+        let addr = options.listen.unwrap_or_else(free_addr);
+        let (admin, grpc, http) = (free_addr(), free_addr(), free_addr());
         let config = scratch.0.join("streamgate.toml");
         std::fs::write(
             &config,
