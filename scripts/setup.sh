@@ -11,7 +11,8 @@
 #                             for the units), strace (their syscall filter),
 #                             dpkg-dev and binutils with cargo-deb from
 #                             crates.io (the .deb test), pebble (the test
-#                             ACME CA)
+#                             ACME CA), Debian's chromium with
+#                             playwright-core from npm (the pages' tests)
 #   scripts/setup.sh --bench  also nginx, wrk and h2load (nghttp2-client) for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -21,14 +22,15 @@ set -euo pipefail
 want=(pkg-config curl clang libclang-dev ffmpeg
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev)
+# Node.js from Debian unless one is already on the PATH: npm fetches the
+# pages' player library (and, for the tests, their JavaScript peers).
+command -v npm >/dev/null || want+=(nodejs npm)
 tests=0
 for arg in "$@"; do
   case "$arg" in
     --tests)
       tests=1
-      want+=(postgresql nginx-light openssl python3-jsonschema systemd strace dpkg-dev binutils pebble)
-      # Node.js from Debian unless one is already on the PATH.
-      command -v npm >/dev/null || want+=(nodejs npm)
+      want+=(postgresql nginx-light openssl python3-jsonschema systemd strace dpkg-dev binutils pebble chromium)
       ;;
     --bench) want+=(nginx-light wrk nghttp2-client openssl) ;;
     --run) ;;
@@ -61,6 +63,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# The pages' player library (hls.js) from npm, pinned in web/package-lock.json;
+# the engine serves it from web/node_modules (and the .deb ships it).
+web="$(dirname "$0")/../web"
+if [ ! -f "$web/node_modules/hls.js/dist/hls.mjs" ]; then
+  echo "setup.sh: installing hls.js from npm"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if [ "$tests" -eq 1 ] && [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
   # Pinned: the .deb test builds from the debug binary (--profile dev),
   # which later releases may refuse.
@@ -77,6 +87,12 @@ if [ "$tests" -eq 1 ]; then
     (cd "$chain" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   node "$chain/build.js" >/dev/null
+  # playwright-core, which drives Debian's chromium (no browser download).
+  webtests="$(dirname "$0")/../tests/web"
+  if [ ! -d "$webtests/node_modules/playwright-core" ]; then
+    echo "setup.sh: installing playwright-core from npm"
+    (cd "$webtests" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   # tus-js-client (the tus client inside Uppy), for the ingest interop test.
   tus="$(dirname "$0")/../tests/tus"
   if [ ! -d "$tus/node_modules/tus-js-client" ]; then

@@ -128,6 +128,11 @@ pub struct EngineSection {
     shutdown_grace: Option<ConfigDuration>,
     fault_injection: Option<bool>,
     access_log_sample: Option<f64>,
+    /// The pages' directory (`web/`); `serve` finds the packaged one.
+    web_root: Option<PathBuf>,
+    /// Where the pages' scripts reach the JSON API (default: the control
+    /// plane's `http` address).
+    web_api: Option<String>,
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
     cache_max_object: Option<usize>,
@@ -256,6 +261,23 @@ impl FileConfig {
         })
     }
 
+    /// The pages at `root`, their scripts pointed at the JSON API.
+    pub fn web_config(&self, root: PathBuf) -> streamgate_engine::web::WebConfig {
+        let api = self.engine.web_api.clone().unwrap_or_else(|| {
+            let http = self
+                .control
+                .http
+                .unwrap_or_else(|| ControlConfig::new(self.data_dir.clone()).http);
+            let scheme = if self.control.tls.as_ref().is_some_and(|t| t.cert.is_some()) {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{http}")
+        });
+        streamgate_engine::web::WebConfig { root, api }
+    }
+
     /// The control plane's configuration.
     pub fn control_config(&self) -> Result<ControlConfig, String> {
         let mut c = ControlConfig::new(self.data_dir.clone());
@@ -381,6 +403,7 @@ impl FileConfig {
         if let Some(v) = e.fault_injection {
             c.fault_injection = v;
         }
+        c.web = e.web_root.clone().map(|root| self.web_config(root));
         if let Some(v) = e.access_log_sample {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("engine.access_log_sample {v}: want 0 to 1"));

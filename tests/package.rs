@@ -106,6 +106,12 @@ fn the_deb_installs_into_a_root_keeps_data_on_remove_and_config_until_purge() {
         ("-rw-r-----", "./etc/streamgate/streamgate.toml"),
         ("-rw-r--r--", "./usr/share/doc/streamgate/architecture.md"),
         ("-rw-r--r--", "./usr/share/doc/streamgate/copyright"),
+        ("-rw-r--r--", "./usr/share/streamgate/web/watch.html"),
+        ("-rw-r--r--", "./usr/share/streamgate/web/static/watch.js"),
+        (
+            "-rw-r--r--",
+            "./usr/share/streamgate/web/node_modules/hls.js/dist/hls.mjs",
+        ),
     ] {
         assert!(
             listing

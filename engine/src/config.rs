@@ -58,6 +58,8 @@ pub struct EngineConfig {
     /// for a while: for operators checking that the watchdog restarts a
     /// stuck engine. Off by default.
     pub fault_injection: bool,
+    /// The viewer and operator pages (`[engine] web_root`).
+    pub web: Option<crate::web::WebConfig>,
     /// Certificates from an ACME CA for the TLS listener (`[engine.acme]`).
     pub acme: Option<crate::acme::AcmeConfig>,
     /// Share of requests written to the log, one line each (0, the
@@ -215,6 +217,7 @@ impl EngineConfig {
             fault_injection: false,
             access_log_sample: 0.0,
             acme: None,
+            web: None,
             jobs: None,
             control: None,
             control_poll: Duration::from_secs(1),

@@ -119,6 +119,12 @@ impl Engine {
             None => None,
         };
         let challenges = Arc::new(crate::acme::Challenges::default());
+        let web = match &config.web {
+            Some(w) => Some(Arc::new(
+                crate::web::Web::load(w).map_err(EngineError::Worker)?,
+            )),
+            None => None,
+        };
         let renewer = match (&config.acme, &certs) {
             (Some(acme), Some(store)) => Some(
                 crate::acme::start(acme.clone(), Arc::clone(&challenges), Arc::clone(store))
@@ -187,6 +193,7 @@ impl Engine {
                 liveness: Arc::clone(&liveness),
                 settings: Arc::clone(&settings),
                 challenges: config.acme.is_some().then(|| Arc::clone(&challenges)),
+                web: web.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sg-worker-{index}"))

@@ -58,6 +58,7 @@ mod sync;
 mod telemetry;
 pub mod tls;
 mod transport;
+pub mod web;
 mod worker;
 
 pub use config::{

@@ -87,6 +87,8 @@ pub struct Site {
     live: RefCell<Live>,
     /// HTTP-01 answers, when certificates come from ACME.
     challenges: Option<Arc<crate::acme::Challenges>>,
+    /// The viewer and operator pages, when `[engine] web_root` is set.
+    web: Option<Arc<crate::web::Web>>,
     /// The access log's random state.
     draw: std::cell::Cell<u64>,
     cache: RefCell<HotCache>,
@@ -100,12 +102,14 @@ impl Site {
         config: &EngineConfig,
         assets: Arc<dyn AssetStore>,
         challenges: Option<Arc<crate::acme::Challenges>>,
+        web: Option<Arc<crate::web::Web>>,
         gate: Gate,
         limits: cache::Limits,
     ) -> Self {
         Self {
             assets,
             challenges,
+            web,
             access: config.access,
             live: RefCell::new(Live::of(&crate::reload::Settings::of(config))),
             draw: std::cell::Cell::new(
@@ -139,6 +143,35 @@ impl Site {
             body: Body::Memory(answer.into_bytes().into()),
             close: false,
         })
+    }
+
+    /// A page, its scripts and styles (`crate::web`), with the headers that
+    /// keep other hosts' code out.
+    fn web_page(&self, req: &Request<'_>, head: &mut ResponseHead) -> Option<Reply> {
+        let web = self.web.as_ref()?;
+        // Segments and playlists never are pages: one prefix test.
+        if req.target.starts_with(b"/v/")
+            || req.target.starts_with(b"/p/")
+            || !matches!(req.method, Method::Get | Method::Head)
+        {
+            return None;
+        }
+        let path = std::str::from_utf8(req.target).ok()?;
+        let path = path.split('?').next().unwrap_or_default();
+        let file = web.file(path)?;
+        head.reset(200)
+            .header("Content-Type", file.content_type)
+            .header("Content-Length", file.body.len())
+            .header("Cache-Control", "no-cache")
+            .header("Content-Security-Policy", &web.csp)
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Referrer-Policy", "no-referrer");
+        let body = if req.method == Method::Head {
+            Body::Empty
+        } else {
+            Body::Memory(file.body.clone())
+        };
+        Some(Reply { body, close: false })
     }
 
     /// Writes one access-log line for a sample of requests (`[engine]
@@ -192,6 +225,9 @@ impl Site {
         let respond_error =
             |head: &mut ResponseHead, status| self.error(head, req.fields.origin, status);
         if let Some(reply) = self.acme_challenge(req, head) {
+            return reply;
+        }
+        if let Some(reply) = self.web_page(req, head) {
             return reply;
         }
         let path = match target::decode(req.target) {

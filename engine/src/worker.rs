@@ -54,6 +54,8 @@ pub struct Spawn {
     pub settings: Arc<crate::reload::Published>,
     /// HTTP-01 answers, when certificates come from ACME.
     pub challenges: Option<Arc<crate::acme::Challenges>>,
+    /// The pages, when `[engine] web_root` is set.
+    pub web: Option<Arc<crate::web::Web>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -103,6 +105,7 @@ async fn serve(spawn: Spawn) {
         &config,
         spawn.assets,
         spawn.challenges,
+        spawn.web,
         Gate::new(spawn.access),
         cache::Limits {
             memory_bytes: config.cache_bytes / workers,
