@@ -78,6 +78,8 @@ cat <<MSG
 
   StreamGate on http://$LISTEN   (metrics: http://$ADMIN/metrics)
 
+  Catalog: http://$LISTEN/            Watch: http://$LISTEN/watch/$ID
+
   HLS:   http://$LISTEN/v/$ID/master.m3u8
   DASH:  http://$LISTEN/v/$ID/manifest.mpd
 
@@ -88,8 +90,8 @@ cat <<MSG
   Gate it behind an NFT (add [chains.<id>] rpc = ["https://…"] to a config
   file and pass --config to serve and the CLI):
          $SG asset gate $ID --chain 1 --erc721 0xYourCollection --token-id 1
-  Viewers then sign in with their wallet at http://127.0.0.1:8081/api/v1/auth/challenge
-  and get tokenized /p/<token>/$ID/… URLs; /v/$ID/ stops serving.
+  Viewers then sign in with their browser wallet on http://$LISTEN/watch/$ID
+  and play tokenized /p/<token>/$ID/… URLs; /v/$ID/ stops serving.
 
   Ctrl-C stops it cleanly.
 

@@ -1,12 +1,21 @@
 // Drives Debian's Chromium (playwright-core, no browser download) through
 // a StreamGate page as a viewer with a browser wallet would. The wallet is
-// an EIP-1193 provider announced by EIP-6963, injected before the page's
-// own scripts run; it signs through anvil's JSON-RPC with anvil's
-// well-known dev keys, here in Node. The page does not know it is a test.
+// injected before the page's own scripts run: an EIP-1193 provider
+// announced by EIP-6963 that signs through anvil's JSON-RPC with anvil's
+// well-known dev keys, or a `window.solana` that signs with an Ed25519
+// key — both here in Node. The page does not know it is a test.
 //
-// node drive.mjs SCENARIO.json
-// SCENARIO: { url, anvil, account, kind, screenshot, playSeconds }
-// Prints { currentTime, message, errors, levels } as JSON.
+// node drive.mjs SCENARIO.json; prints a JSON report.
+// SCENARIO:
+//   url, screenshot?          the page, and where to keep a screenshot
+//   anvil, account, kind      EVM wallet: anvil's URL, the account, "siwe" | "eip712"
+//   solanaSeed?               a Solana wallet instead (32-byte hex seed)
+//   waitMessage?              text #message must show (before anything else)
+//   playSeconds?              then wait until the video has played this far
+//   toEnd?                    then wait until it ends
+//   logout?                   then sign out and wait for the sign-in button
+//   injectHtml?               HTML spliced into the page's <head> on its way in
+import crypto from "node:crypto";
 import fs from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -15,79 +24,146 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: ["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
 });
-const result = { errors: [] };
+const result = { errors: [], log: [] };
+
+const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+function base58(bytes) {
+  let n = BigInt("0x" + (Buffer.from(bytes).toString("hex") || "0"));
+  let out = "";
+  while (n > 0n) { out = BASE58[Number(n % 58n)] + out; n /= 58n; }
+  for (const b of bytes) { if (b === 0) out = "1" + out; else break; }
+  return out;
+}
+
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
   // Everything the page said, and every request that failed: what a
   // failing scenario is diagnosed from.
-  result.log = [];
   page.on("console", (m) => {
     result.log.push(`${m.type()}: ${m.text()}`);
     if (m.type() === "error") result.errors.push(m.text());
   });
+  page.on("pageerror", (e) => result.errors.push(String(e)));
   page.on("requestfailed", (r) => result.log.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
   page.on("response", (r) => {
     if (r.status() >= 400) result.log.push(`${r.status()}: ${r.url()}`);
   });
-  page.on("pageerror", (e) => result.errors.push(String(e)));
 
-  // The wallet's signing half, in Node: anvil signs for its dev accounts.
-  await page.exposeFunction("__streamgateTestRpc", async (method, params) => {
-    const reply = await fetch(scenario.anvil, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  if (scenario.solanaSeed) {
+    const seed = Buffer.from(scenario.solanaSeed, "hex");
+    const key = crypto.createPrivateKey({
+      key: Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]),
+      format: "der",
+      type: "pkcs8",
     });
-    const json = await reply.json();
-    if (json.error) throw new Error(json.error.message);
-    return json.result;
-  });
-  await page.addInitScript(({ account }) => {
-    const provider = {
-      request: async ({ method, params }) => {
-        if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
-        return window.__streamgateTestRpc(method, params ?? []);
-      },
-      on() {},
-      removeListener() {},
-    };
-    const info = {
-      uuid: "6f2d1c1e-5b8a-4f0e-9d7c-3a1b2c3d4e5f",
-      name: "Test Wallet",
-      icon: "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E",
-      rdns: "dev.streamgate.test",
-    };
-    const announce = () =>
-      window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
-    window.addEventListener("eip6963:requestProvider", announce);
-    announce();
-  }, { account: scenario.account });
+    const publicKey = crypto.createPublicKey(key).export({ format: "der", type: "spki" }).subarray(-32);
+    result.solanaAddress = base58(publicKey);
+    await page.exposeFunction("__streamgateTestSolanaSign", (bytes) =>
+      [...crypto.sign(null, Buffer.from(bytes), key)],
+    );
+    await page.addInitScript(({ address }) => {
+      const publicKey = { toString: () => address, toBase58: () => address };
+      window.solana = {
+        isPhantom: true,
+        publicKey,
+        connect: async () => ({ publicKey }),
+        signMessage: async (message) => ({
+          signature: Uint8Array.from(await window.__streamgateTestSolanaSign([...message])),
+          publicKey,
+        }),
+      };
+    }, { address: result.solanaAddress });
+  } else {
+    await page.exposeFunction("__streamgateTestRpc", async (method, params) => {
+      const reply = await fetch(scenario.anvil, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+      });
+      const json = await reply.json();
+      if (json.error) throw new Error(json.error.message);
+      return json.result;
+    });
+    await page.addInitScript(({ account }) => {
+      const provider = {
+        request: async ({ method, params }) => {
+          if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
+          return window.__streamgateTestRpc(method, params ?? []);
+        },
+        on() {},
+        removeListener() {},
+      };
+      const info = {
+        uuid: "6f2d1c1e-5b8a-4f0e-9d7c-3a1b2c3d4e5f",
+        name: "Test Wallet",
+        icon: "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E",
+        rdns: "dev.streamgate.test",
+      };
+      const announce = () =>
+        window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
+      window.addEventListener("eip6963:requestProvider", announce);
+      announce();
+    }, { account: scenario.account });
+  }
+
+  if (scenario.injectHtml) {
+    // What a compromised proxy or a stored XSS would try.
+    await page.route(scenario.url, async (route) => {
+      const response = await route.fetch();
+      const body = (await response.text()).replace("<head>", `<head>${scenario.injectHtml}`);
+      await route.fulfill({ response, body });
+    });
+  }
 
   await page.goto(scenario.url);
-  if (scenario.kind) {
-    await page.waitForSelector("#sign-in:not([disabled])", { state: "visible", timeout: 15000 });
-    await page.selectOption("#sign-kind", scenario.kind);
-    await page.click("#sign-in");
-  }
+  const text = () => page.evaluate(() => document.getElementById("message")?.textContent ?? "");
+  const video = () => page.evaluate(() => {
+    const v = document.getElementById("video");
+    return { time: v.currentTime, ended: v.ended, readyState: v.readyState, error: v.error?.message };
+  });
   // Polled from here: waitForFunction would evaluate a string in the
   // page, which its Content-Security-Policy (rightly) refuses.
-  const deadline = Date.now() + 30000;
-  const playedFor = () => page.evaluate(() => document.getElementById("video").currentTime);
-  while ((await playedFor()) <= scenario.playSeconds) {
-    if (Date.now() > deadline) {
-      const message = await page.evaluate(() => document.getElementById("message").textContent);
-      const state = await page.evaluate(() => {
-        const v = document.getElementById("video");
-        return { readyState: v.readyState, error: v.error?.message, src: v.currentSrc, paused: v.paused };
-      });
-      throw new Error(`not playing after 30 s (page says: ${message}; video: ${JSON.stringify(state)})`);
+  const until = async (what, check, seconds = 30) => {
+    const deadline = Date.now() + seconds * 1000;
+    while (!(await check())) {
+      if (Date.now() > deadline) {
+        throw new Error(`${what} not within ${seconds} s (page says: ${await text()}; video: ${JSON.stringify(await video())})`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    await new Promise((r) => setTimeout(r, 200));
+  };
+
+  if (scenario.kind || scenario.solanaSeed) {
+    await until("a wallet to sign with", () => page.evaluate(() => {
+      const b = document.getElementById("sign-in");
+      return b && !b.disabled && !document.getElementById("gate").hidden;
+    }), 15);
+    if (scenario.kind) await page.selectOption("#sign-kind", scenario.kind);
+    await page.click("#sign-in");
   }
-  result.currentTime = await playedFor();
+  if (scenario.waitMessage) {
+    await until(`the message "${scenario.waitMessage}"`, async () => (await text()).includes(scenario.waitMessage));
+    result.messageSeen = await text();
+  }
+  if (scenario.playSeconds !== undefined) {
+    await until(`${scenario.playSeconds} s of playback`, async () => (await video()).time > scenario.playSeconds, 60);
+  }
+  if (scenario.toEnd) {
+    await until("the end of the video", async () => (await video()).ended, 90);
+  }
+  result.video = await video();
   result.levels = await page.evaluate(() => [...document.getElementById("quality").options].map((o) => o.text));
-  result.message = await page.evaluate(() => document.getElementById("message").textContent);
+  result.message = await text();
   if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot });
+  if (scenario.logout) {
+    await page.click("#logout");
+    await until("signed out", async () => (await text()).includes("Signed out"));
+    result.signedOut = await page.evaluate(() => ({
+      gate: !document.getElementById("gate").hidden,
+      session: sessionStorage.getItem("streamgate.session"),
+    }));
+  }
+  result.injected = await page.evaluate(() => window.__streamgateInjected ?? null);
 } catch (e) {
   result.failure = String(e);
 } finally {
