@@ -248,3 +248,52 @@ fn a_film_longer_than_its_token_plays_to_the_end() {
     // 12 s of film on 4 s tokens: renewed on the way.
     assert!(e.metric("streamgate_tokens_issued_total") >= 3.0);
 }
+
+#[test]
+fn the_operator_uploads_through_a_cut_connection_then_gates_it() {
+    let s = Scratch::new("web-studio");
+    let anvil = Anvil::start();
+    let (e, nft) = gated_film(&s, &anvil, &anvil.url(), "");
+    let token = std::fs::read_to_string(e.scratch.0.join("operator.token")).unwrap();
+    let upload = clip(&s.0, "holiday.mp4", "320x180", 6, true);
+    let report = drive(
+        serde_json::json!({
+            "url": format!("http://{}/studio", e.addr),
+            "studio": {
+                "token": token.trim(),
+                "file": upload,
+                "chain": CHAIN_ID,
+                "contract": nft,
+                "tokenId": "1",
+                "screenshot": artifacts().join("studio.png"),
+                "catalogScreenshot": artifacts().join("catalog.png"),
+            },
+        }),
+        &s.0,
+    );
+    assert!(report["failure"].is_null(), "{report}");
+    assert_eq!(report["cut"], true, "the first PATCH was cut: {report}");
+    // The one error the console shows is the cut we made.
+    assert_eq!(
+        report["errors"],
+        serde_json::json!(["Failed to load resource: net::ERR_CONNECTION_RESET"]),
+        "{report}"
+    );
+    let asset = report["asset"].as_str().unwrap();
+    let shown = e.cli(&["asset", "show", asset], &[]);
+    assert!(shown.contains("status:  ready"), "{shown}");
+    assert!(
+        shown.contains("ERC721") || shown.contains("Erc721"),
+        "the gate: {shown}"
+    );
+    // The catalog lists it gated, beside the film.
+    let catalog = report["catalog"].as_array().unwrap();
+    assert!(
+        catalog
+            .iter()
+            .filter(|c| c.as_str().unwrap().contains("NFT holders"))
+            .count()
+            >= 2,
+        "{report}"
+    );
+}

@@ -1,10 +1,8 @@
 //! The gRPC services (`streamgate.v1`): translation to and from
 //! [`Service`] calls, nothing else.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
-use alloy::primitives::{Address, U256};
 use streamgate_api::v1 as pb;
 use streamgate_api::ErrorCode;
 use tonic::{Request, Response, Status};
@@ -81,36 +79,19 @@ fn rule_to_pb(r: &GateRule) -> pb::GateRule {
 
 /// Parses and normalizes a rule from the wire.
 fn rule_from_pb(r: &pb::GateRule) -> Result<GateRule, Status> {
-    let bad = |what: &str| Status::from(ApiError::malformed(format!("rule {what}")));
     let kind = match pb::gate_rule::Kind::try_from(r.kind) {
         Ok(pb::gate_rule::Kind::Erc721Token) => RuleKind::Erc721Token,
         Ok(pb::gate_rule::Kind::Erc721Balance) => RuleKind::Erc721Balance,
         Ok(pb::gate_rule::Kind::Erc1155Balance) => RuleKind::Erc1155Balance,
-        _ => return Err(bad("kind")),
+        _ => return Err(ApiError::malformed("rule kind").into()),
     };
-    let number = |text: &str, default: u64| {
-        if text.is_empty() {
-            Ok(U256::from(default))
-        } else {
-            U256::from_str(text).map_err(|_| bad("number"))
-        }
-    };
-    let token_id = number(&r.token_id, 0)?;
-    let needs_token = kind != RuleKind::Erc721Balance;
-    if needs_token && r.token_id.is_empty() {
-        return Err(bad("token id (required for this kind)"));
-    }
-    Ok(GateRule {
+    Ok(GateRule::build(
         kind,
-        chain_id: r.chain_id,
-        contract: Address::from_str(&r.contract).map_err(|_| bad("contract address"))?,
-        token_id: if needs_token { token_id } else { U256::ZERO },
-        min_balance: if kind == RuleKind::Erc721Token {
-            U256::from(1)
-        } else {
-            number(&r.min_balance, 1)?.max(U256::from(1))
-        },
-    })
+        r.chain_id,
+        &r.contract,
+        &r.token_id,
+        &r.min_balance,
+    )?)
 }
 
 fn asset_to_pb(a: &Asset) -> pb::Asset {

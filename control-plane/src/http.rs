@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use streamgate_api::ErrorCode;
 
 use crate::auth::SignInKind;
+use crate::model::{GateRule, RuleKind};
 use crate::service::{ApiError, Caller, Service};
 
 #[derive(Clone)]
@@ -61,6 +62,8 @@ pub fn router(service: Arc<Service>, metrics: Option<PrometheusHandle>) -> Route
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{id}/playback", post(playback))
+        .route("/api/v1/assets/{id}", delete(delete_asset))
+        .route("/api/v1/assets/{id}/gate", put(set_gate).delete(clear_gate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -108,7 +111,7 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
         if preflight {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
+                HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
             );
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -195,6 +198,70 @@ async fn assets(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
         .map(|a| json!({"id": a.id, "title": a.title, "status": a.status, "gated": a.gated()}))
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// The operator's asset calls (the studio page; the CLI has the same over
+/// gRPC): a bearer operator token, never a cookie, so no CSRF.
+async fn delete_asset(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    s.service.operator(bearer(&headers)).await?;
+    s.service.delete_asset(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One rule as JSON: the shape the API answers 403s with.
+#[derive(Deserialize)]
+struct RuleBody {
+    kind: String,
+    chain_id: u64,
+    contract: String,
+    #[serde(default)]
+    token_id: String,
+    #[serde(default)]
+    min_balance: String,
+}
+
+#[derive(Deserialize)]
+struct GateBody {
+    rules: Vec<RuleBody>,
+}
+
+async fn set_gate(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    s.service.operator(bearer(&headers)).await?;
+    let gate: GateBody = body(&bytes)?;
+    let rules = gate
+        .rules
+        .iter()
+        .map(|r| {
+            let kind = RuleKind::parse(&r.kind)
+                .ok_or_else(|| ApiError::malformed(format!("rule kind {:?}", r.kind)))?;
+            GateRule::build(kind, r.chain_id, &r.contract, &r.token_id, &r.min_balance)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let asset = s.service.set_gate(&id, &rules).await?;
+    Ok(Json(
+        json!({"id": asset.id, "title": asset.title, "status": asset.status, "gated": asset.gated(), "rules": asset.rules}),
+    ))
+}
+
+async fn clear_gate(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    s.service.operator(bearer(&headers)).await?;
+    let asset = s.service.set_gate(&id, &[]).await?;
+    Ok(Json(
+        json!({"id": asset.id, "title": asset.title, "status": asset.status, "gated": asset.gated()}),
+    ))
 }
 
 #[derive(Deserialize, Default)]

@@ -178,3 +178,46 @@ mod tests {
         }
     }
 }
+
+impl GateRule {
+    /// A rule from what a front end received (gRPC or JSON): the token id
+    /// is required for the token and ERC-1155 rules and ignored for the
+    /// ERC-721 balance rule; the least balance is 1 for the token rule and
+    /// at least 1 otherwise. Empty numbers take their defaults.
+    pub fn build(
+        kind: RuleKind,
+        chain_id: u64,
+        contract: &str,
+        token_id: &str,
+        min_balance: &str,
+    ) -> Result<Self, crate::error::ApiError> {
+        use std::str::FromStr;
+        let bad = |what: &str| crate::error::ApiError::malformed(format!("rule {what}"));
+        let number = |text: &str, default: u64| {
+            if text.is_empty() {
+                Ok(U256::from(default))
+            } else {
+                U256::from_str(text).map_err(|_| bad("number"))
+            }
+        };
+        let needs_token = kind != RuleKind::Erc721Balance;
+        if needs_token && token_id.is_empty() {
+            return Err(bad("token id (required for this kind)"));
+        }
+        Ok(Self {
+            kind,
+            chain_id,
+            contract: Address::from_str(contract).map_err(|_| bad("contract address"))?,
+            token_id: if needs_token {
+                number(token_id, 0)?
+            } else {
+                U256::ZERO
+            },
+            min_balance: if kind == RuleKind::Erc721Token {
+                U256::from(1)
+            } else {
+                number(min_balance, 1)?.max(U256::from(1))
+            },
+        })
+    }
+}

@@ -1,7 +1,8 @@
 //! The pages viewers and operators open (`web/` in the repository,
 //! `/usr/share/streamgate/web` from the .deb): the catalog at `/`, a video
-//! at `/watch/<id>`, their scripts and styles under `/static/`, the player
-//! library from npm at `/static/vendor/`, and `/web-config.json` telling
+//! at `/watch/<id>`, the operator's studio at `/studio`, their scripts and
+//! styles under `/static/`, the player and uploader libraries from npm at
+//! `/static/vendor/`, and `/web-config.json` telling
 //! the scripts where the JSON API is. Served from this origin — the public
 //! URL, so a wallet's sign-in message names the site the viewer is on —
 //! with a strict Content-Security-Policy: every script, style and font
@@ -44,9 +45,15 @@ pub struct Web {
 
 /// What the pages load, by the path they load it at: (path, file under
 /// the web root, media type).
-const FILES: [(&str, &str, &str); 9] = [
+const FILES: [(&str, &str, &str); 12] = [
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/watch", "watch.html", "text/html; charset=utf-8"),
+    ("/studio", "studio.html", "text/html; charset=utf-8"),
+    (
+        "/static/studio.js",
+        "static/studio.js",
+        "text/javascript; charset=utf-8",
+    ),
     (
         "/static/app.css",
         "static/app.css",
@@ -75,6 +82,11 @@ const FILES: [(&str, &str, &str); 9] = [
     (
         "/static/watch.js",
         "static/watch.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/static/vendor/tus.min.js",
+        "node_modules/tus-js-client/dist/tus.min.js",
         "text/javascript; charset=utf-8",
     ),
     (

@@ -19,6 +19,56 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import { chromium } from "playwright-core";
 
+/** Polls `check` from Node until it holds. */
+async function until(what, check, seconds = 30) {
+  const deadline = Date.now() + seconds * 1000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not within ${seconds} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * The operator's page: the token pasted, a file uploaded through a
+ * connection cut at the first PATCH (tus resumes), followed to "ready",
+ * gated, and the catalog shows it gated.
+ */
+async function studio(page, scenario, result) {
+  const st = scenario.studio;
+  result.cut = false;
+  await page.route("**/upload/**", async (route) => {
+    if (!result.cut && route.request().method() === "PATCH") {
+      result.cut = true;
+      await route.abort("connectionreset");
+    } else {
+      await route.continue();
+    }
+  });
+  await page.goto(scenario.url);
+  await page.fill("#token", st.token);
+  await page.click("#use-token");
+  await page.setInputFiles("#file", st.file);
+  const status = () => page.evaluate(() => document.getElementById("upload-status").textContent);
+  await until("the upload ready", async () => / \(([^)]+)\): ready$/.test(await status()), 120);
+  const asset = (await status()).match(/ \(([^)]+)\): ready$/)[1];
+  result.asset = asset;
+  await page.selectOption("#gate-asset", asset);
+  await page.selectOption("#gate-kind", "erc721_token");
+  await page.fill("#gate-chain", String(st.chain));
+  await page.fill("#gate-contract", st.contract);
+  await page.fill("#gate-token", st.tokenId);
+  await page.click("#gate-form button[type=submit]");
+  await until("the asset shown gated", () => page.evaluate(
+    (id) => document.querySelector(`tr[data-asset="${id}"] td:nth-child(3)`)?.textContent === "NFT holders",
+    asset,
+  ));
+  if (st.screenshot) await page.screenshot({ path: st.screenshot });
+  await page.goto(new URL("/", scenario.url).href);
+  await until("the catalog", () => page.evaluate(() => document.querySelectorAll(".catalog li").length > 0));
+  result.catalog = await page.evaluate(() => [...document.querySelectorAll(".catalog li")].map((li) => li.textContent));
+  if (st.catalogScreenshot) await page.screenshot({ path: st.catalogScreenshot });
+}
+
 const scenario = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -115,6 +165,11 @@ try {
     });
   }
 
+  if (scenario.studio) {
+    await studio(page, scenario, result);
+    throw null; // done: skip the viewer's steps
+  }
+
   await page.goto(scenario.url);
   const text = () => page.evaluate(() => document.getElementById("message")?.textContent ?? "");
   const video = () => page.evaluate(() => {
@@ -165,7 +220,7 @@ try {
   }
   result.injected = await page.evaluate(() => window.__streamgateInjected ?? null);
 } catch (e) {
-  result.failure = String(e);
+  if (e !== null) result.failure = String(e);
 } finally {
   await browser.close();
 }
