@@ -164,21 +164,6 @@ pub fn random_id(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_asset_ids_are_ids_and_never_look_like_options() {
-        for _ in 0..2000 {
-            let id = random_asset_id(12);
-            assert_eq!(id.len(), 12);
-            assert!(is_asset_id(&id));
-            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
-        }
-    }
-}
-
 impl GateRule {
     /// A rule from what a front end received (gRPC or JSON): the token id
     /// is required for the token and ERC-1155 rules and ignored for the
@@ -219,5 +204,20 @@ impl GateRule {
                 number(min_balance, 1)?.max(U256::from(1))
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_asset_ids_are_ids_and_never_look_like_options() {
+        for _ in 0..2000 {
+            let id = random_asset_id(12);
+            assert_eq!(id.len(), 12);
+            assert!(is_asset_id(&id));
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
     }
 }
