@@ -117,8 +117,13 @@ fn nft_gate_scenario(control_toml: &str) {
     e.wait_status("/v/other/master.m3u8", 200);
     let listed = api(e.http, "GET", "/api/v1/assets", None, None);
     assert_eq!(listed.status, 200);
+    let mut movie = listed.json[0].clone();
+    // A gated asset lists the NFTs that open it (what a 403 says too).
+    let rules = movie.as_object_mut().unwrap().remove("rules").unwrap();
+    assert_eq!(rules.as_array().unwrap().len(), 2, "{rules}");
+    assert_eq!(rules[0]["chain_id"], 31337);
     assert_eq!(
-        listed.json,
+        json!([movie, listed.json[1]]),
         json!([
             {"id": "movie", "title": "movie", "status": "ready", "gated": true},
             {"id": "other", "title": "other", "status": "ready", "gated": false},

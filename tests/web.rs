@@ -144,6 +144,27 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         }
     }
 
+    // A wallet on another network is asked to switch to the NFT's, then
+    // plays; a viewer who declines in the wallet is back at the button.
+    let report = drive(
+        with(
+            evm(&e, &anvil, holder, "siwe"),
+            serde_json::json!({"walletChain": "0x1", "playSeconds": 1}),
+        ),
+        &s.0,
+    );
+    assert!(report["failure"].is_null(), "{report}");
+    assert_eq!(report["switches"], serde_json::json!(["0x7a69"]), "{report}");
+    let report = drive(
+        with(
+            evm(&e, &anvil, holder, "siwe"),
+            serde_json::json!({"decline": true, "waitMessage": "Signing was declined"}),
+        ),
+        &s.0,
+    );
+    assert!(report["failure"].is_null(), "{report}");
+    assert_eq!(report["signInEnabled"], true, "back to the button: {report}");
+
     // A wallet without the NFT is told which one it needs.
     let report = drive(
         with(

@@ -134,10 +134,23 @@ try {
       if (json.error) throw new Error(json.error.message);
       return json.result;
     });
-    await page.addInitScript(({ account }) => {
+    await page.addInitScript(({ account, chain, decline }) => {
+      // The network the wallet is on until the page asks it to switch;
+      // every switch is recorded for the test.
+      let onChain = chain;
+      window.__streamgateTestSwitches = [];
       const provider = {
         request: async ({ method, params }) => {
           if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
+          if (method === "eth_chainId" && onChain) return onChain;
+          if (method === "wallet_switchEthereumChain") {
+            window.__streamgateTestSwitches.push(params[0].chainId);
+            onChain = params[0].chainId;
+            return null;
+          }
+          if (decline && (method === "personal_sign" || method === "eth_signTypedData_v4")) {
+            throw Object.assign(new Error("User rejected the request."), { code: 4001 });
+          }
           return window.__streamgateTestRpc(method, params ?? []);
         },
         on() {},
@@ -153,7 +166,7 @@ try {
         window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
       window.addEventListener("eip6963:requestProvider", announce);
       announce();
-    }, { account: scenario.account });
+    }, { account: scenario.account, chain: scenario.walletChain ?? null, decline: !!scenario.decline });
   }
 
   if (scenario.injectHtml) {
@@ -219,6 +232,11 @@ try {
     }));
   }
   result.injected = await page.evaluate(() => window.__streamgateInjected ?? null);
+  result.switches = await page.evaluate(() => window.__streamgateTestSwitches ?? []);
+  result.signInEnabled = await page.evaluate(() => {
+    const b = document.getElementById("sign-in");
+    return b ? !b.disabled && !document.getElementById("gate").hidden : null;
+  });
 } catch (e) {
   if (e !== null) result.failure = String(e);
 } finally {

@@ -2,7 +2,7 @@
 // signature, then a playback token, renewed before it expires so the
 // film plays to its end.
 import { api, ApiError } from "./api.js";
-import { Declined, discoverWallets, signIn } from "./wallet.js";
+import { Declined, discoverWallets, signIn, switchChain } from "./wallet.js";
 import { Player } from "./player.js";
 
 const id = decodeURIComponent(location.pathname.split("/").pop());
@@ -55,6 +55,12 @@ async function offerSignIn() {
     const kind = wallet.kind === "solana" ? "solana" : $("sign-kind").value;
     message("Waiting for your wallet…");
     try {
+      // On another network than the NFT's: ask the wallet to switch first.
+      const chain = asset.rules?.[0]?.chain_id;
+      if (wallet.kind === "evm" && chain) {
+        const current = parseInt(await wallet.provider.request({ method: "eth_chainId" }), 16);
+        if (current !== chain) await switchChain(wallet, chain);
+      }
       ({ session } = await signIn(wallet, kind));
       sessionStorage.setItem("streamgate.session", session);
       message("");
