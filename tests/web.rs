@@ -144,6 +144,21 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         }
     }
 
+    // At phone width, choosing a rendition by keyboard: the frames change
+    // to its size, and nothing spills sideways.
+    let report = drive(
+        with(
+            evm(&e, &anvil, holder, "siwe"),
+            serde_json::json!({"playSeconds": 1, "keyboardQuality": true, "phone": true,
+                               "screenshot": artifacts().join("watch-phone.png")}),
+        ),
+        &s.0,
+    );
+    assert!(report["failure"].is_null(), "{report}");
+    assert_eq!(report["chosen"], "144p", "{report}");
+    assert_eq!(report["videoHeight"], 144, "{report}");
+    assert_eq!(report["overflows"], false, "{report}");
+
     // A wallet on another network is asked to switch to the NFT's, then
     // plays; a viewer who declines in the wallet is back at the button.
     let report = drive(
@@ -154,7 +169,11 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         &s.0,
     );
     assert!(report["failure"].is_null(), "{report}");
-    assert_eq!(report["switches"], serde_json::json!(["0x7a69"]), "{report}");
+    assert_eq!(
+        report["switches"],
+        serde_json::json!(["0x7a69"]),
+        "{report}"
+    );
     let report = drive(
         with(
             evm(&e, &anvil, holder, "siwe"),
@@ -163,7 +182,10 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         &s.0,
     );
     assert!(report["failure"].is_null(), "{report}");
-    assert_eq!(report["signInEnabled"], true, "back to the button: {report}");
+    assert_eq!(
+        report["signInEnabled"], true,
+        "back to the button: {report}"
+    );
 
     // A wallet without the NFT is told which one it needs.
     let report = drive(

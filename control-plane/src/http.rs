@@ -196,7 +196,8 @@ async fn assets(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
         .await?
         .iter()
         .map(|a| {
-            let mut entry = json!({"id": a.id, "title": a.title, "status": a.status, "gated": a.gated()});
+            let mut entry =
+                json!({"id": a.id, "title": a.title, "status": a.status, "gated": a.gated()});
             // Which NFT opens a gated asset is public (a 403 says it too):
             // pages show it, and ask the wallet for the right network.
             if a.gated() {

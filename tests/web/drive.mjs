@@ -86,7 +86,9 @@ function base58(bytes) {
 }
 
 try {
-  const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+  const page = await browser.newPage({
+    viewport: scenario.phone ? { width: 375, height: 740 } : { width: 1000, height: 800 },
+  });
   // Everything the page said, and every request that failed: what a
   // failing scenario is diagnosed from.
   page.on("console", (m) => {
@@ -215,6 +217,26 @@ try {
   }
   if (scenario.playSeconds !== undefined) {
     await until(`${scenario.playSeconds} s of playback`, async () => (await video()).time > scenario.playSeconds, 60);
+  }
+  if (scenario.keyboardQuality) {
+    // The quality menu by keyboard: focus it, one step down from "Auto"
+    // to the smallest rendition (hls.js lists them ascending), and the
+    // decoded frames follow.
+    await page.focus("#quality");
+    await page.keyboard.press("ArrowDown");
+    result.chosen = await page.evaluate(() => {
+      const q = document.getElementById("quality");
+      return q.options[q.selectedIndex].text;
+    });
+    const height = Number.parseInt(result.chosen, 10);
+    await until(`frames of ${result.chosen}`, () => page.evaluate(
+      (h) => document.getElementById("video").videoHeight === h,
+      height,
+    ), 30);
+    result.videoHeight = await page.evaluate(() => document.getElementById("video").videoHeight);
+  }
+  if (scenario.phone) {
+    result.overflows = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   }
   if (scenario.toEnd) {
     await until("the end of the video", async () => (await video()).ended, 90);
