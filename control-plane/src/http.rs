@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use streamgate_api::ErrorCode;
 
 use crate::auth::SignInKind;
-use crate::model::{GateRule, RuleKind};
+use crate::model::{AssetStatus, GateRule, RuleKind};
 use crate::service::{ApiError, Caller, Service};
 
 #[derive(Clone)]
@@ -202,6 +202,10 @@ async fn assets(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
             // pages show it, and ask the wallet for the right network.
             if a.gated() {
                 entry["rules"] = json!(a.rules);
+            }
+            // How far a transcode is, while it runs (the studio shows it).
+            if a.status != AssetStatus::Ready {
+                entry["progress"] = json!(a.progress);
             }
             entry
         })

@@ -44,7 +44,8 @@ async function refresh() {
     actions.append(button("Delete", () => {
       if (confirm(`Delete ${a.id} and its files?`)) call("DELETE", `/api/v1/assets/${encodeURIComponent(a.id)}`);
     }));
-    row.append(cell(a.title), cell(a.status), cell(a.gated ? "NFT holders" : "open"), actions);
+    const status = a.status === "transcoding" ? `transcoding ${a.progress} %` : a.status;
+    row.append(cell(a.title), cell(status), cell(a.gated ? "NFT holders" : "open"), actions);
     return row;
   });
   $("assets").replaceChildren(...rows);
@@ -124,7 +125,8 @@ function follow(asset, name) {
   const timer = setInterval(async () => {
     const found = (await api("GET", "/api/v1/assets").catch(() => [])).find((a) => a.id === asset);
     if (!found) return;
-    $("upload-status").textContent = `${name} (${asset}): ${found.status}`;
+    const progress = found.status === "transcoding" ? ` ${found.progress} %` : "";
+    $("upload-status").textContent = `${name} (${asset}): ${found.status}${progress}`;
     if (found.status === "ready" || found.status === "failed") clearInterval(timer);
   }, 1000);
 }
