@@ -182,14 +182,19 @@ fn json_string(text: &str) -> String {
 }
 
 /// The web root a `serve` without `[engine] web_root` uses: the .deb's,
-/// else this checkout's (a development build).
+/// else this checkout's (a development build) once `scripts/setup.sh` has
+/// fetched its npm libraries; `None` serves no pages (and says so).
 pub fn default_root() -> Option<PathBuf> {
-    [
+    let found = [
         Path::new("/usr/share/streamgate/web").to_path_buf(),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"),
     ]
     .into_iter()
-    .find(|p| p.join("index.html").is_file())
+    .find(|root| FILES.iter().all(|(_, file, _)| root.join(file).is_file()));
+    if found.is_none() {
+        tracing::warn!("no pages to serve (run scripts/setup.sh to fetch their libraries, or set [engine] web_root)");
+    }
+    found
 }
 
 #[cfg(test)]
