@@ -329,8 +329,12 @@ fn the_operator_uploads_through_a_cut_connection_then_gates_it() {
         shown.contains("ERC721") || shown.contains("Erc721"),
         "the gate: {shown}"
     );
-    // The catalog lists it gated, beside the film.
+    // The catalog lists it gated, beside the film, with their durations
+    // (from their MPDs: 12 s and 6 s).
     let catalog = report["catalog"].as_array().unwrap();
+    let text: Vec<&str> = catalog.iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(text.iter().any(|t| t.starts_with("film 0:12")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains(" 0:06")), "{text:?}");
     assert!(
         catalog
             .iter()

@@ -203,6 +203,9 @@ async fn assets(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
             if a.gated() {
                 entry["rules"] = json!(a.rules);
             }
+            if a.duration_ms > 0 {
+                entry["duration_seconds"] = json!(a.duration_ms as f64 / 1000.0);
+            }
             // How far a transcode is, while it runs (the studio shows it).
             if a.status != AssetStatus::Ready {
                 entry["progress"] = json!(a.progress);

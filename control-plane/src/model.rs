@@ -114,6 +114,8 @@ pub struct Asset {
     pub error: String,
     /// Any-of rules; empty = open.
     pub rules: Vec<GateRule>,
+    /// How long it plays, in milliseconds (0: not known yet).
+    pub duration_ms: u64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

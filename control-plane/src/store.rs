@@ -15,6 +15,7 @@ use crate::model::{Asset, AssetStatus, GateRule, RuleKind};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_deleted_assets.sql")),
+    (3, include_str!("../migrations/0003_asset_duration.sql")),
 ];
 
 /// How long a deleted asset's id is reported to engines (they poll every
@@ -272,6 +273,16 @@ impl Store {
         let mut asset = asset_from_row(&row)?;
         asset.rules = self.rules(id).await?;
         Ok(Some(asset))
+    }
+
+    /// Records how long an asset plays.
+    pub async fn set_duration(&self, id: &str, duration_ms: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE assets SET duration_ms = $1 WHERE id = $2")
+            .bind(i64::try_from(duration_ms).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Every asset, oldest first, with rules.
@@ -623,6 +634,7 @@ fn asset_from_row(row: &AnyRow) -> Result<Asset, StoreError> {
         progress: row.try_get::<i64, _>("progress")?.clamp(0, 100) as u32,
         error: row.try_get("error")?,
         rules: Vec::new(),
+        duration_ms: row.try_get::<i64, _>("duration_ms")?.max(0) as u64,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

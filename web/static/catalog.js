@@ -18,6 +18,13 @@ try {
     const title = document.createElement("span");
     title.textContent = asset.title;
     link.append(poster, title);
+    if (asset.duration_seconds) {
+      const s = Math.round(asset.duration_seconds);
+      const duration = document.createElement("span");
+      duration.className = "duration";
+      duration.textContent = ` ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+      link.append(duration);
+    }
     item.append(link);
     if (asset.gated) {
       const badge = document.createElement("span");

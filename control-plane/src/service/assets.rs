@@ -96,6 +96,9 @@ impl Service {
         let imported = LocalStore::create(&self.config().assets_root)
             .map_err(|e| AssetError::io("opening the assets root", e))
             .and_then(|store| store.import(&source, &id));
+        if imported.is_ok() {
+            self.record_duration(&id).await;
+        }
         if let Err(e) = imported {
             // Never published anywhere: no engine has files to remove.
             let _ = self.store.delete_asset(&id, None).await;
@@ -147,7 +150,33 @@ impl Service {
         {
             return Err(ApiError::not_found(format!("no asset {id:?}")));
         }
+        if status == AssetStatus::Ready {
+            self.record_duration(id).await;
+        }
         self.asset(id).await
+    }
+
+    /// Reads how long a ready asset plays from its MPD under this node's
+    /// root and stores it (a split deployment's control plane, which holds
+    /// no files, leaves it unknown).
+    async fn record_duration(&self, id: &str) {
+        let mpd = self.config().assets_root.join(id).join("manifest.mpd");
+        let Ok(xml) = std::fs::read_to_string(&mpd) else {
+            return;
+        };
+        let duration = match dash_mpd_core::parse(&xml) {
+            Ok(parsed) => parsed.mediaPresentationDuration,
+            Err(e) => {
+                tracing::warn!(asset = id, error = %e, "its MPD does not parse: duration unknown");
+                None
+            }
+        };
+        if let Some(d) = duration {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            if let Err(e) = self.store.set_duration(id, ms).await {
+                tracing::warn!(asset = id, error = %e, "recording its duration");
+            }
+        }
     }
 
     /// Replaces an asset's rules; empty opens it.
