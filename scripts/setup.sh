@@ -66,8 +66,9 @@ fi
 # The pages' player and uploader (hls.js, tus-js-client) from npm, pinned in web/package-lock.json;
 # the engine serves it from web/node_modules (and the .deb ships it).
 web="$(dirname "$0")/../web"
-if [ ! -f "$web/node_modules/hls.js/dist/hls.mjs" ] || [ ! -f "$web/node_modules/tus-js-client/dist/tus.min.js" ]; then
-  echo "setup.sh: installing hls.js and tus-js-client from npm"
+if [ ! -f "$web/node_modules/hls.js/dist/hls.mjs" ] || [ ! -f "$web/node_modules/tus-js-client/dist/tus.min.js" ] \
+  || [ ! -f "$web/node_modules/shaka-player/dist/shaka-player.compiled.js" ]; then
+  echo "setup.sh: installing hls.js, Shaka Player and tus-js-client from npm"
   (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -144,6 +144,22 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         }
     }
 
+    // DASH, selected: the MPD plays through Shaka Player, token and all.
+    let report = drive(
+        with(
+            evm(&e, &anvil, holder, "siwe"),
+            serde_json::json!({"format": "dash", "playSeconds": 5,
+                               "screenshot": artifacts().join("watch-dash.png")}),
+        ),
+        &s.0,
+    );
+    assert!(report["failure"].is_null(), "{report}");
+    assert!(report["video"]["time"].as_f64().unwrap() > 5.0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(report["levels"].as_array().unwrap().len() >= 3, "{report}");
+    assert_eq!(report["manifests"]["m3u8"], 0, "HLS was not asked for: {report}");
+    assert!(report["manifests"]["mpd"].as_u64().unwrap() >= 1, "{report}");
+
     // At phone width, choosing a rendition by keyboard: the frames change
     // to its size, and nothing spills sideways.
     let report = drive(

@@ -45,7 +45,7 @@ pub struct Web {
 
 /// What the pages load, by the path they load it at: (path, file under
 /// the web root, media type).
-const FILES: [(&str, &str, &str); 12] = [
+const FILES: [(&str, &str, &str); 13] = [
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/watch", "watch.html", "text/html; charset=utf-8"),
     ("/studio", "studio.html", "text/html; charset=utf-8"),
@@ -82,6 +82,11 @@ const FILES: [(&str, &str, &str); 12] = [
     (
         "/static/watch.js",
         "static/watch.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/static/vendor/shaka-player.js",
+        "node_modules/shaka-player/dist/shaka-player.compiled.js",
         "text/javascript; charset=utf-8",
     ),
     (

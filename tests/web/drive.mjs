@@ -11,6 +11,7 @@
 //   anvil, account, kind      EVM wallet: anvil's URL, the account, "siwe" | "eip712"
 //   solanaSeed?               a Solana wallet instead (32-byte hex seed)
 //   waitMessage?              text #message must show (before anything else)
+//   format?                   "dash" plays the MPD with Shaka Player
 //   playSeconds?              then wait until the video has played this far
 //   toEnd?                    then wait until it ends
 //   logout?                   then sign out and wait for the sign-in button
@@ -96,6 +97,13 @@ try {
     if (m.type() === "error") result.errors.push(m.text());
   });
   page.on("pageerror", (e) => result.errors.push(String(e)));
+  // Which manifests the player asked for: says which format played.
+  result.manifests = { mpd: 0, m3u8: 0 };
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.endsWith(".mpd")) result.manifests.mpd += 1;
+    if (path.endsWith(".m3u8")) result.manifests.m3u8 += 1;
+  });
   page.on("requestfailed", (r) => result.log.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
   page.on("response", (r) => {
     if (r.status() >= 400) result.log.push(`${r.status()}: ${r.url()}`);
@@ -203,6 +211,11 @@ try {
     }
   };
 
+  if (scenario.format) {
+    // The format menu sits with the player (hidden until it plays): set
+    // its value before signing in, as a viewer's earlier choice would.
+    await page.evaluate((f) => { document.getElementById("format").value = f; }, scenario.format);
+  }
   if (scenario.kind || scenario.solanaSeed) {
     await until("a wallet to sign with", () => page.evaluate(() => {
       const b = document.getElementById("sign-in");

@@ -27,12 +27,19 @@ if (!asset) {
   document.title = `StreamGate — ${asset.title}`;
   if (!asset.gated) {
     $("player").hidden = false;
-    player.play(`/v/${encodeURIComponent(id)}/master.m3u8`);
+    playOpen();
+    $("format").onchange = playOpen;
   } else if (session) {
     await startPlayback();
   } else {
     await offerSignIn();
   }
+}
+
+function playOpen() {
+  const base = `/v/${encodeURIComponent(id)}/`;
+  const dash = $("format").value === "dash";
+  player.play(base + (dash ? "manifest.mpd" : "master.m3u8"), dash ? "dash" : "hls");
 }
 
 async function offerSignIn() {
@@ -90,7 +97,14 @@ async function startPlayback() {
     $("player").hidden = false;
     $("logout").hidden = false;
     message("");
-    player.play(p.hls, (url) => url.replace(/\/p\/[^/]+\//, `/p/${token}/`));
+    const play = () => {
+      const dash = $("format").value === "dash";
+      player.play(dash ? p.dash : p.hls, dash ? "dash" : "hls", (url) =>
+        url.replace(/\/p\/[^/]+\//, `/p/${token}/`),
+      );
+    };
+    $("format").onchange = play;
+    play();
   } catch (e) {
     if (!(e instanceof ApiError)) return message(`Playback failed: ${e.message}`);
     if (e.code === "nft_required") {
