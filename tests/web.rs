@@ -157,8 +157,14 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
     assert!(report["video"]["time"].as_f64().unwrap() > 5.0, "{report}");
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     assert!(report["levels"].as_array().unwrap().len() >= 3, "{report}");
-    assert_eq!(report["manifests"]["m3u8"], 0, "HLS was not asked for: {report}");
-    assert!(report["manifests"]["mpd"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(
+        report["manifests"]["m3u8"], 0,
+        "HLS was not asked for: {report}"
+    );
+    assert!(
+        report["manifests"]["mpd"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 
     // At phone width, choosing a rendition by keyboard: the frames change
     // to its size, and nothing spills sideways.
