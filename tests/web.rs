@@ -130,6 +130,9 @@ fn holders_watch_others_are_told_what_is_needed_and_the_policy_holds() {
         assert!(report["failure"].is_null(), "{kind}: {report}");
         assert!(report["video"]["time"].as_f64().unwrap() > 5.0, "{report}");
         assert_eq!(report["errors"], serde_json::json!([]), "{kind}: {report}");
+        // No player error: none on the element, none the page reported.
+        assert!(report["video"]["error"].is_null(), "{report}");
+        assert_eq!(report["message"], "", "{report}");
         assert!(
             report["levels"].as_array().unwrap().len() >= 3,
             "Auto and each rendition: {report}"
