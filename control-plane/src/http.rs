@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use streamgate_api::ErrorCode;
 
 use crate::auth::SignInKind;
-use crate::model::{AssetStatus, GateRule, RuleKind};
+use crate::model::{Asset, AssetStatus, GateRule, RuleKind};
 use crate::service::{ApiError, Caller, Service};
 
 #[derive(Clone)]
@@ -190,30 +190,26 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<StatusC
 }
 
 async fn assets(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list: Vec<Value> = s
-        .service
-        .assets()
-        .await?
-        .iter()
-        .map(|a| {
-            let mut entry =
-                json!({"id": a.id, "title": a.title, "status": a.status, "gated": a.gated()});
-            // Which NFT opens a gated asset is public (a 403 says it too):
-            // pages show it, and ask the wallet for the right network.
-            if a.gated() {
-                entry["rules"] = json!(a.rules);
-            }
-            if a.duration_ms > 0 {
-                entry["duration_seconds"] = json!(a.duration_ms as f64 / 1000.0);
-            }
-            // How far a transcode is, while it runs (the studio shows it).
-            if a.status != AssetStatus::Ready {
-                entry["progress"] = json!(a.progress);
-            }
-            entry
-        })
-        .collect();
+    let list: Vec<Value> = s.service.assets().await?.iter().map(asset_json).collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// An asset as the JSON API shows it, in the list and after a change.
+fn asset_json(a: &Asset) -> Value {
+    let mut entry = json!({"id": a.id, "title": a.title, "status": a.status, "gated": a.gated()});
+    // Which NFT opens a gated asset is public (a 403 says it too): pages
+    // show it, and ask the wallet for the right network.
+    if a.gated() {
+        entry["rules"] = json!(a.rules);
+    }
+    if a.duration_ms > 0 {
+        entry["duration_seconds"] = json!(a.duration_ms as f64 / 1000.0);
+    }
+    // How far a transcode is, while it runs (the studio shows it).
+    if a.status != AssetStatus::Ready {
+        entry["progress"] = json!(a.progress);
+    }
+    entry
 }
 
 /// The operator's asset calls (the studio page; the CLI has the same over
@@ -262,10 +258,7 @@ async fn set_gate(
             GateRule::build(kind, r.chain_id, &r.contract, &r.token_id, &r.min_balance)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let asset = s.service.set_gate(&id, &rules).await?;
-    Ok(Json(
-        json!({"id": asset.id, "title": asset.title, "status": asset.status, "gated": asset.gated(), "rules": asset.rules}),
-    ))
+    Ok(Json(asset_json(&s.service.set_gate(&id, &rules).await?)))
 }
 
 async fn clear_gate(
@@ -274,10 +267,7 @@ async fn clear_gate(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     s.service.operator(bearer(&headers)).await?;
-    let asset = s.service.set_gate(&id, &[]).await?;
-    Ok(Json(
-        json!({"id": asset.id, "title": asset.title, "status": asset.status, "gated": asset.gated()}),
-    ))
+    Ok(Json(asset_json(&s.service.set_gate(&id, &[]).await?)))
 }
 
 #[derive(Deserialize, Default)]
