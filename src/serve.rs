@@ -85,13 +85,17 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
     let file = FileConfig::load(args.config.as_deref())?;
     crate::log::set_level(file.log_level()?);
     ensure_dir(&file.data_dir)?;
-    let mut engine_config = file.engine_config()?;
+    // The engine's configuration, now and at each SIGHUP: the appliance
+    // serves its pages, the packaged ones unless configured.
+    let build = |file: &FileConfig| -> Result<EngineConfig, String> {
+        let mut config = file.engine_config()?;
+        if config.web.is_none() {
+            config.web = streamgate_engine::web::default_root().map(|root| file.web_config(root));
+        }
+        Ok(config)
+    };
+    let engine_config = build(&file)?;
     ensure_dir(&engine_config.root)?;
-    // The appliance serves its pages: the packaged ones unless configured.
-    if engine_config.web.is_none() {
-        engine_config.web =
-            streamgate_engine::web::default_root().map(|root| file.web_config(root));
-    }
     let control = start_control(&file, "serve", false)?;
     let (listen, admin) = (engine_config.listen, engine_config.admin);
     let workers = engine_config.worker_count();
@@ -122,13 +126,6 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         let served = served.clone();
         move || served.check()
     });
-    let build = |file: &FileConfig| {
-        let mut config = file.engine_config()?;
-        if config.web.is_none() {
-            config.web = streamgate_engine::web::default_root().map(|root| file.web_config(root));
-        }
-        Ok(config)
-    };
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
         reload(
             "serve",
