@@ -9,7 +9,7 @@ use std::process::Command;
 /// that clients trust by taking it as their CA.
 pub fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
+    run(Command::new("openssl")
         .args([
             "req",
             "-x509",
@@ -24,13 +24,20 @@ pub fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
-        .arg(&cert)
+        .arg(&cert))?;
+    Ok((cert, key))
+}
+
+/// Runs an openssl command; its stderr when it fails.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run openssl (scripts/setup.sh installs it): {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-    Ok((cert, key))
 }
 
 /// A self-signed ECDSA P-256 server certificate for `names` (DNS names;
@@ -53,16 +60,6 @@ pub fn certificate(
         .map(|n| format!("DNS:{n}"))
         .collect::<Vec<_>>()
         .join(",");
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run openssl (scripts/setup.sh installs it): {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    };
     let request = |cmd: &mut Command| {
         cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
             .args(["-nodes", "-subj", &format!("/CN={first}")])
@@ -117,18 +114,7 @@ pub fn certificate(
 /// `dir`; returns (CA, certificate, key).
 pub fn client_certificate(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let path = |n: &str| dir.join(n);
-    let run = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run openssl (scripts/setup.sh installs it): {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    };
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
     let ec = [
         "-newkey",
         "ec",
@@ -136,39 +122,43 @@ pub fn client_certificate(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), Str
         "ec_paramgen_curve:prime256v1",
         "-nodes",
     ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &["-days", "2", "-subj", "/CN=StreamGate test client CA"],
+    openssl(
         &[
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-keyout",
-            "client-ca-key.pem",
-            "-out",
-            "client-ca.pem",
-        ],
-    ]
-    .concat())?;
-    run(&[
-        &["req", "-new"][..],
-        &ec,
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=StreamGate test client CA"],
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-keyout",
+                "client-ca-key.pem",
+                "-out",
+                "client-ca.pem",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
         &[
-            "-subj",
-            "/CN=engine-1",
-            "-keyout",
-            "client-key.pem",
-            "-out",
-            "client.csr",
-        ],
-    ]
-    .concat())?;
+            &["req", "-new"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=engine-1",
+                "-keyout",
+                "client-key.pem",
+                "-out",
+                "client.csr",
+            ],
+        ]
+        .concat(),
+    )?;
     std::fs::write(
         path("client.ext"),
         "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n",
     )
     .map_err(|e| e.to_string())?;
-    run(&[
+    openssl(&[
         "x509",
         "-req",
         "-in",
