@@ -181,26 +181,43 @@ const TLS_CIPHER_AES_GCM_128: u16 = 51;
 const TLS_CIPHER_AES_GCM_256: u16 = 52;
 const TLS_CIPHER_CHACHA20_POLY1305: u16 = 54;
 
-/// `struct tls12_crypto_info_aes_gcm_128`.
+/// `struct tls12_crypto_info_aes_gcm_128` (`KEY` 16) and `_256` (`KEY`
+/// 32): the same layout but for the key.
 #[repr(C)]
-struct AesGcm128 {
+struct AesGcm<const KEY: usize> {
     version: u16,
     cipher: u16,
     iv: [u8; 8],
-    key: [u8; 16],
+    key: [u8; KEY],
     salt: [u8; 4],
     rec_seq: [u8; 8],
 }
 
-/// `struct tls12_crypto_info_aes_gcm_256`.
-#[repr(C)]
-struct AesGcm256 {
-    version: u16,
-    cipher: u16,
-    iv: [u8; 8],
-    key: [u8; 32],
-    salt: [u8; 4],
-    rec_seq: [u8; 8],
+impl<const KEY: usize> AesGcm<KEY> {
+    /// From rustls's key and 12-byte IV: the first 4 bytes are the salt,
+    /// the other 8 the explicit part.
+    fn new(
+        version: u16,
+        cipher: u16,
+        key: &[u8],
+        iv: &[u8],
+        rec_seq: [u8; 8],
+    ) -> Result<Self, KtlsError> {
+        Ok(Self {
+            version,
+            cipher,
+            iv: iv
+                .get(4..)
+                .and_then(|i| i.try_into().ok())
+                .ok_or(KtlsError::Cipher)?,
+            key: key.try_into().map_err(|_| KtlsError::Cipher)?,
+            salt: iv
+                .get(..4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(KtlsError::Cipher)?,
+            rec_seq,
+        })
+    }
 }
 
 /// `struct tls12_crypto_info_chacha20_poly1305`.
@@ -215,8 +232,8 @@ struct Chacha20Poly1305 {
 
 /// One direction's keys as the kernel takes them.
 enum CryptoInfo {
-    AesGcm128(AesGcm128),
-    AesGcm256(AesGcm256),
+    AesGcm128(AesGcm<16>),
+    AesGcm256(AesGcm<32>),
     Chacha20Poly1305(Chacha20Poly1305),
 }
 
@@ -226,54 +243,29 @@ impl CryptoInfo {
     /// big-endian.
     fn new(version: u16, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<Self, KtlsError> {
         let rec_seq = seq.to_be_bytes();
-        let copy = |from: &[u8], to: &mut [u8]| {
-            if from.len() == to.len() {
-                to.copy_from_slice(from);
-                Ok(())
-            } else {
-                Err(KtlsError::Cipher)
-            }
-        };
         Ok(match secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => {
-                let mut info = AesGcm128 {
-                    version,
-                    cipher: TLS_CIPHER_AES_GCM_128,
-                    iv: [0; 8],
-                    key: [0; 16],
-                    salt: [0; 4],
-                    rec_seq,
-                };
-                copy(key.as_ref(), &mut info.key)?;
-                copy(&iv.as_ref()[..4], &mut info.salt)?;
-                copy(&iv.as_ref()[4..], &mut info.iv)?;
-                Self::AesGcm128(info)
-            }
-            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => {
-                let mut info = AesGcm256 {
-                    version,
-                    cipher: TLS_CIPHER_AES_GCM_256,
-                    iv: [0; 8],
-                    key: [0; 32],
-                    salt: [0; 4],
-                    rec_seq,
-                };
-                copy(key.as_ref(), &mut info.key)?;
-                copy(&iv.as_ref()[..4], &mut info.salt)?;
-                copy(&iv.as_ref()[4..], &mut info.iv)?;
-                Self::AesGcm256(info)
-            }
+            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => Self::AesGcm128(AesGcm::new(
+                version,
+                TLS_CIPHER_AES_GCM_128,
+                key.as_ref(),
+                iv.as_ref(),
+                rec_seq,
+            )?),
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Self::AesGcm256(AesGcm::new(
+                version,
+                TLS_CIPHER_AES_GCM_256,
+                key.as_ref(),
+                iv.as_ref(),
+                rec_seq,
+            )?),
             ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
-                let mut info = Chacha20Poly1305 {
+                Self::Chacha20Poly1305(Chacha20Poly1305 {
                     version,
                     cipher: TLS_CIPHER_CHACHA20_POLY1305,
-                    iv: [0; 12],
-                    key: [0; 32],
+                    iv: iv.as_ref().try_into().map_err(|_| KtlsError::Cipher)?,
+                    key: key.as_ref().try_into().map_err(|_| KtlsError::Cipher)?,
                     rec_seq,
-                };
-                copy(key.as_ref(), &mut info.key)?;
-                copy(iv.as_ref(), &mut info.iv)?;
-                Self::Chacha20Poly1305(info)
+                })
             }
             _ => return Err(KtlsError::Cipher),
         })
@@ -281,8 +273,8 @@ impl CryptoInfo {
 
     fn install(&self, fd: RawFd, direction: libc::c_int) -> io::Result<()> {
         let (ptr, len): (*const libc::c_void, usize) = match self {
-            Self::AesGcm128(i) => ((i as *const AesGcm128).cast(), size_of::<AesGcm128>()),
-            Self::AesGcm256(i) => ((i as *const AesGcm256).cast(), size_of::<AesGcm256>()),
+            Self::AesGcm128(i) => ((i as *const AesGcm<16>).cast(), size_of::<AesGcm<16>>()),
+            Self::AesGcm256(i) => ((i as *const AesGcm<32>).cast(), size_of::<AesGcm<32>>()),
             Self::Chacha20Poly1305(i) => (
                 (i as *const Chacha20Poly1305).cast(),
                 size_of::<Chacha20Poly1305>(),
@@ -462,6 +454,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for RecordBounded<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_structs_are_the_kernels_sizes() {
+        // linux/tls.h: tls12_crypto_info_aes_gcm_128 / _256 /
+        // _chacha20_poly1305.
+        assert_eq!(size_of::<AesGcm<16>>(), 40);
+        assert_eq!(size_of::<AesGcm<32>>(), 56);
+        assert_eq!(size_of::<Chacha20Poly1305>(), 56);
+    }
 
     #[test]
     fn the_probe_agrees_with_the_kernel() {
