@@ -6,15 +6,17 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::nginx::self_signed;
+use common::nginx::{self_signed, served_certificate};
 use common::{free_addr, write, Engine, Options, Scratch};
+
+/// What tells two certificates and their CA apart.
+const SERIAL_AND_ISSUER: &[&str] = &["-serial", "-issuer"];
 
 /// A running pebble: its directory URL and the root its certificates
 /// chain to.
@@ -87,29 +89,6 @@ impl Drop for Pebble {
     }
 }
 
-/// The served certificate's serial and issuer for SNI `localhost`.
-fn served(tls: SocketAddr) -> String {
-    let hello = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &tls.to_string(),
-            "-servername",
-            "localhost",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let mut x509 = Command::new("openssl")
-        .args(["x509", "-noout", "-serial", "-issuer"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    x509.stdin.take().unwrap().write_all(&hello.stdout).unwrap();
-    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).into_owned()
-}
-
 fn wait_for(what: &str, wait: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + wait;
     while !check() {
@@ -142,7 +121,7 @@ fn pebble_issues_a_renewal_swaps_it_and_a_dead_ca_keeps_the_old_one() {
     // Issued: the certificate chains to pebble's root, and HTTPS verifies
     // against it.
     wait_for("never issued", Duration::from_secs(30), || {
-        served(tls).contains("Pebble Intermediate")
+        served_certificate(tls, "localhost", SERIAL_AND_ISSUER).contains("Pebble Intermediate")
     });
     let root = pebble.root(&s.0);
     let url = format!("https://localhost:{}/v/a/x.m4s", tls.port());
@@ -169,12 +148,12 @@ fn pebble_issues_a_renewal_swaps_it_and_a_dead_ca_keeps_the_old_one() {
     assert!(e.metric("streamgate_acme_issuances_total{result=\"issued\"}") >= 1.0);
 
     // A forced renewal: a new certificate, no restart.
-    let first = served(tls);
+    let first = served_certificate(tls, "localhost", SERIAL_AND_ISSUER);
     assert_eq!(common::post(e.admin, "/tls/renew"), 202);
     wait_for("never renewed", Duration::from_secs(30), || {
-        served(tls) != first
+        served_certificate(tls, "localhost", SERIAL_AND_ISSUER) != first
     });
-    let second = served(tls);
+    let second = served_certificate(tls, "localhost", SERIAL_AND_ISSUER);
     assert!(second.contains("Pebble Intermediate"), "{second}");
 
     // The CA gone: the renewal fails, says so, and the certificate stays.
@@ -184,6 +163,10 @@ fn pebble_issues_a_renewal_swaps_it_and_a_dead_ca_keeps_the_old_one() {
     wait_for("failure not counted", Duration::from_secs(30), || {
         e.metric("streamgate_acme_issuances_total{result=\"failed\"}") >= 1.0
     });
-    assert_eq!(served(tls), second, "the certificate in use stays");
+    assert_eq!(
+        served_certificate(tls, "localhost", SERIAL_AND_ISSUER),
+        second,
+        "the certificate in use stays"
+    );
     assert_eq!(fetch(&root), b"200");
 }

@@ -41,17 +41,7 @@ fn a_backup_taken_under_load_restores_everything() {
             packaged_asset(&dir.join("open"), 2);
         },
     );
-    e.cli(
-        &["asset", "gate", "movie"],
-        &[
-            "--chain",
-            "31337",
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    e.gate_erc721("movie", &nft.to_string());
     let [(key, wallet), ..] = WALLETS;
     let session = sign_in(e.http, key, wallet, CHAIN_ID, "siwe");
     assert_eq!(playback(e.http, &session, "open").status, 200);

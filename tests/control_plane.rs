@@ -80,17 +80,7 @@ fn nft_gate_scenario(control_toml: &str) {
     anvil.mint1155(multi, w2, 7, 2);
     // The first RPC URL is dead: every check fails over to anvil.
     let e = serve(&[dead_url(), anvil.url()], control_toml);
-    let (_, said) = e.cli_with_stderr(
-        &["asset", "gate", "movie"],
-        &[
-            "--chain",
-            "31337",
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    let said = e.gate_erc721("movie", &nft.to_string());
     assert!(
         !said.contains("warning"),
         "chain 31337 is configured: {said}"
@@ -237,10 +227,7 @@ fn a_dead_chain_is_503_and_never_cached_as_no_nft() {
         "breaker_failures = 2\nbreaker_open = \"3s\"",
         "",
     );
-    e.cli(
-        &["asset", "gate", "movie"],
-        &["--chain", "31337", "--erc721", nft, "--token-id", "1"],
-    );
+    e.gate_erc721("movie", nft);
     let [(k0, w0), ..] = WALLETS;
     let s0 = sign_in(e.http, k0, w0, CHAIN_ID, "siwe");
     for _ in 0..4 {

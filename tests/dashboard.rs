@@ -72,17 +72,7 @@ fn every_series_the_dashboard_and_alerts_query_is_exported_and_documented() {
             packaged_asset(&dir.join("open"), 2);
         },
     );
-    e.cli(
-        &["asset", "gate", "movie"],
-        &[
-            "--chain",
-            "31337",
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    e.gate_erc721("movie", &nft.to_string());
     e.wait_status("/v/open/master.m3u8", 200);
     for wire in [Wire::Http1, Wire::Https1, Wire::H2] {
         let c = e.over(wire);
@@ -101,21 +91,7 @@ fn every_series_the_dashboard_and_alerts_query_is_exported_and_documented() {
     // An upload, and the metrics scraped while its job runs.
     // Long enough that the job is scraped while it runs.
     let input = clip(&s.0, "clip.mp4", "640x360", 8, false);
-    let data = std::fs::read(&input).unwrap();
-    let token = std::fs::read_to_string(e.scratch.0.join("operator.token")).unwrap();
-    let created = e.over(Wire::Http1).send(
-        "POST",
-        "/upload/",
-        &[
-            "Tus-Resumable: 1.0.0".into(),
-            format!("Authorization: Bearer {}", token.trim()),
-            format!("Upload-Length: {}", data.len()),
-            "Upload-Metadata: filename Y2xpcC5tcDQ=,id ZGFzaA==".into(),
-            "Content-Type: application/offset+octet-stream".into(),
-        ],
-        &data,
-    );
-    assert_eq!(created.status, 201);
+    e.upload_whole(&std::fs::read(&input).unwrap(), "clip.mp4", "dash");
     let mut exported = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !queried.iter().all(|q| exported.contains(q)) && Instant::now() < deadline {

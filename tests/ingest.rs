@@ -5,6 +5,7 @@
 //! (the tus client inside Uppy). Plus the tus refusals and the expiry of
 //! abandoned uploads.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -192,13 +193,6 @@ fn ingest_resumes_after_a_cut_and_the_video_plays_to_the_end() {
     );
 }
 
-fn token(e: &Engine) -> String {
-    std::fs::read_to_string(e.scratch.0.join("operator.token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn tus(
     e: &Engine,
     method: &str,
@@ -208,7 +202,7 @@ fn tus(
 ) -> streamgate_net::client::Reply {
     let mut headers = vec![
         "Tus-Resumable: 1.0.0".to_string(),
-        format!("Authorization: Bearer {}", token(e)),
+        format!("Authorization: Bearer {}", e.operator_token()),
     ];
     headers.extend_from_slice(extra);
     Connection::open(e.addr)
@@ -537,7 +531,7 @@ fn tus_js_client(
         .arg(dir.join("upload.mjs"))
         .arg(file)
         .arg(format!("http://{server}/upload/"))
-        .arg(token(e))
+        .arg(e.operator_token())
         .arg(id)
         .args(flags)
         .output()
@@ -655,7 +649,7 @@ fn upload_requests_share_the_connection_and_beyond_the_cap_get_503() {
     let e = appliance();
     let auth = [
         "Tus-Resumable: 1.0.0".to_string(),
-        format!("Authorization: Bearer {}", token(&e)),
+        format!("Authorization: Bearer {}", e.operator_token()),
     ];
     // One keep-alive connection: create, patch, ask, then a plain request.
     // The connection stays with the engine's worker between them.
@@ -692,7 +686,7 @@ fn upload_requests_share_the_connection_and_beyond_the_cap_get_503() {
             "POST /upload/ HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer {}\r\n\
              Upload-Length: 1000\r\nContent-Type: application/offset+octet-stream\r\n\
              Content-Length: 1000\r\n\r\n0123456789",
-            token(&e)
+            e.operator_token()
         )
         .unwrap();
         stalled.push(s);
@@ -725,16 +719,6 @@ fn upload_requests_share_the_connection_and_beyond_the_cap_get_503() {
     assert_eq!(options.status, 204);
 }
 
-/// One `#[test]` per wire for the tus cases below.
-macro_rules! over_every_wire {
-    ($($case:ident),* $(,)?) => {
-        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
-        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
-        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
-        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
-    };
-}
-
 over_every_wire!(tus_uploads_in_chunks_over_every_wire_and_plays);
 
 /// Create, a checksummed first half, HEAD for the offset, the rest: the
@@ -758,7 +742,7 @@ fn tus_uploads_in_chunks_over_every_wire_and_plays(wire: Wire) {
     let with = |more: &[String]| {
         let mut headers = vec![
             "Tus-Resumable: 1.0.0".to_string(),
-            format!("Authorization: Bearer {}", token(&e)),
+            format!("Authorization: Bearer {}", e.operator_token()),
         ];
         headers.extend_from_slice(more);
         headers

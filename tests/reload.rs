@@ -35,17 +35,7 @@ fn sighup_applies_the_new_config_without_dropping_a_connection() {
             packaged_asset(&dir.join("open"), 2);
         },
     );
-    e.cli(
-        &["asset", "gate", "movie"],
-        &[
-            "--chain",
-            "31337",
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    e.gate_erc721("movie", &nft.to_string());
     e.wait_status("/v/open/master.m3u8", 200);
     let session = sign_in(e.http, key, wallet, CHAIN_ID, "siwe");
     assert_eq!(

@@ -240,21 +240,7 @@ fn every_system_call_serve_makes_passes_the_units_filter() {
     for wire in [Wire::Http1, Wire::Https1, Wire::H2, Wire::H2c] {
         assert_eq!(e.over(wire).get("/v/film/master.m3u8", "").status, 200);
     }
-    let data = std::fs::read(&input).unwrap();
-    let token = std::fs::read_to_string(e.scratch.0.join("operator.token")).unwrap();
-    let created = e.over(Wire::Http1).send(
-        "POST",
-        "/upload/",
-        &[
-            "Tus-Resumable: 1.0.0".into(),
-            format!("Authorization: Bearer {}", token.trim()),
-            format!("Upload-Length: {}", data.len()),
-            "Upload-Metadata: filename Y2xpcC5tcDQ=,id dHJhY2Vk".into(),
-            "Content-Type: application/offset+octet-stream".into(),
-        ],
-        &data,
-    );
-    assert_eq!(created.status, 201, "{:?}", created.headers);
+    e.upload_whole(&std::fs::read(&input).unwrap(), "clip.mp4", "traced");
     let deadline = Instant::now() + Duration::from_secs(120);
     while !e
         .cli(&["asset", "show", "traced"], &[])

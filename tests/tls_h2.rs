@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nginx::self_signed;
+use common::nginx::{self_signed, served_certificate};
 use common::{clip, free_addr, pattern, transcoded, write, Engine, Options, Scratch};
 
 /// An open engine with a TLS listener; returns it, the TLS address and
@@ -594,32 +594,6 @@ fn the_control_plane_speaks_tls_and_its_clients_verify_it() {
     );
 }
 
-/// The subject of the certificate the server at `addr` presents for SNI
-/// `name` (openssl s_client, no verification).
-fn served_subject(addr: SocketAddr, name: &str) -> String {
-    let hello = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            name,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let mut x509 = Command::new("openssl")
-        .args(["x509", "-noout", "-subject"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    x509.stdin.take().unwrap().write_all(&hello.stdout).unwrap();
-    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout)
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn certificates_are_chosen_by_sni_and_expired_or_unknown_names_fail_visibly() {
     use streamgate_testkit::tls::certificate;
@@ -676,7 +650,10 @@ fn certificates_are_chosen_by_sni_and_expired_or_unknown_names_fail_visibly() {
     let (e, tls) = start(false);
     assert_eq!(fetch(tls, "a.test", &a_cert).0, Some(0), "exact name");
     assert_eq!(fetch(tls, "cdn.a.test", &a_cert).0, Some(0), "wildcard");
-    assert_eq!(served_subject(tls, "b.test"), "subject=CN = b.test");
+    assert_eq!(
+        served_certificate(tls, "b.test", &["-subject"]),
+        "subject=CN = b.test"
+    );
     // Expired: served (the engine warns and exports it), refused by a
     // verifying client with the reason.
     let (code, said) = fetch(tls, "b.test", &b_cert);
@@ -697,7 +674,7 @@ fn certificates_are_chosen_by_sni_and_expired_or_unknown_names_fail_visibly() {
     // A name no SNI certificate has gets the default certificate, which a
     // client asking for that name refuses.
     assert_eq!(
-        served_subject(tls, "unknown.test"),
+        served_certificate(tls, "unknown.test", &["-subject"]),
         "subject=CN = localhost"
     );
     let (code, said) = fetch(tls, "unknown.test", &default_cert);

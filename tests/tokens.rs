@@ -3,6 +3,7 @@
 //! pulled, and every way a token can be wrong — over every wire (plain
 //! HTTP/1.1, HTTPS/1.1, HTTP/2 over TLS, h2c).
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -22,16 +23,6 @@ fn asset(root: &Path) {
         );
         write(&root.join(id).join("720p/1.m4s"), &common::pattern(5000, 1));
     }
-}
-
-/// One `#[test]` per case and wire.
-macro_rules! over_every_wire {
-    ($($case:ident),* $(,)?) => {
-        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
-        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
-        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
-        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
-    };
 }
 
 over_every_wire!(

@@ -259,17 +259,7 @@ fn each_viewer_fetches_its_token_from_the_json_api() {
         },
         |dir| ladder_asset(&dir.join("film"), &LADDER[..2], 6, 1.0),
     );
-    e.cli(
-        &["asset", "gate", "film"],
-        &[
-            "--chain",
-            &CHAIN_ID.to_string(),
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    e.gate_erc721("film", &nft.to_string());
     e.wait_status("/v/film/master.m3u8", 404);
     let session = sign_in(e.http, key, address, CHAIN_ID, "siwe");
     let api = format!("http://{}/api/v1/assets/film/playback", e.http);

@@ -64,17 +64,7 @@ fn gated_film(s: &Scratch, anvil: &Anvil, rpc: &str, control: &str) -> (Engine, 
         },
         |dir| transcoded(&input, &dir.join("film"), &["--ladder", "180,144"]),
     );
-    e.cli(
-        &["asset", "gate", "film"],
-        &[
-            "--chain",
-            "31337",
-            "--erc721",
-            &nft.to_string(),
-            "--token-id",
-            "1",
-        ],
-    );
+    e.gate_erc721("film", &nft.to_string());
     e.wait_status("/v/film/master.m3u8", 404);
     (e, nft.to_string())
 }
@@ -322,13 +312,13 @@ fn the_operator_uploads_through_a_cut_connection_then_gates_it() {
     let s = Scratch::new("web-studio");
     let anvil = Anvil::start();
     let (e, nft) = gated_film(&s, &anvil, &anvil.url(), "");
-    let token = std::fs::read_to_string(e.scratch.0.join("operator.token")).unwrap();
+    let token = e.operator_token();
     let upload = clip(&s.0, "holiday.mp4", "320x180", 6, true);
     let report = drive(
         serde_json::json!({
             "url": format!("http://{}/studio", e.addr),
             "studio": {
-                "token": token.trim(),
+                "token": token,
                 "file": upload,
                 "chain": CHAIN_ID,
                 "contract": nft,

@@ -5,6 +5,7 @@
 
 pub mod nginx;
 pub mod postgres;
+#[macro_use]
 pub mod wire;
 #[allow(unused_imports)]
 pub use streamgate_testkit::{chain, wallet};
@@ -472,6 +473,45 @@ impl Engine {
             "{said}"
         );
         self.wait_status(&format!("/v/{asset}/master.m3u8"), 404);
+    }
+
+    /// Gates `asset` on ERC-721 token 1 of `contract` on the test chain
+    /// (`asset gate`); what the CLI said on stderr.
+    pub fn gate_erc721(&self, asset: &str, contract: &str) -> String {
+        let chain = chain::CHAIN_ID.to_string();
+        self.cli_with_stderr(
+            &["asset", "gate", asset],
+            &["--chain", &chain, "--erc721", contract, "--token-id", "1"],
+        )
+        .1
+    }
+
+    /// The operator token `serve` created in its data dir.
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.scratch.0.join("operator.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Uploads `data` as asset `id` in one tus request (creation with
+    /// upload, as the operator), over plain HTTP/1.1; asserts 201.
+    pub fn upload_whole(&self, data: &[u8], filename: &str, id: &str) {
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let created = self.over(wire::Wire::Http1).send(
+            "POST",
+            "/upload/",
+            &[
+                "Tus-Resumable: 1.0.0".into(),
+                format!("Authorization: Bearer {}", self.operator_token()),
+                format!("Upload-Length: {}", data.len()),
+                format!("Upload-Metadata: filename {},id {}", b64(filename), b64(id)),
+                "Content-Type: application/offset+octet-stream".into(),
+            ],
+            data,
+        );
+        assert_eq!(created.status, 201, "{:?}", created.headers);
     }
 
     /// `kill -9`, then start again with the same configuration.

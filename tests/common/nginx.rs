@@ -31,6 +31,35 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     streamgate_testkit::tls::self_signed(dir).unwrap()
 }
 
+/// Fields of the certificate the TLS server at `addr` presents for SNI
+/// `name` (`openssl s_client`, no verification; `fields` as `openssl x509`
+/// takes them: `-subject`, `-serial`, `-issuer`).
+pub fn served_certificate(addr: SocketAddr, name: &str, fields: &[&str]) -> String {
+    use std::io::Write;
+    let hello = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            name,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout"])
+        .args(fields)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin.take().unwrap().write_all(&hello.stdout).unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout)
+        .trim()
+        .to_string()
+}
+
 impl Nginx {
     /// Starts nginx with its files under `dir`.
     pub fn start(dir: &Path, root: &Path) -> Self {

@@ -5,6 +5,19 @@
 
 use std::process::Command;
 
+/// One `#[test]` per case and wire: `http1::byte_ranges`,
+/// `h2::byte_ranges`, … Each case is a `fn(Wire)` in the calling module,
+/// which imports `Wire`.
+#[allow(unused_macros)]
+macro_rules! over_every_wire {
+    ($($case:ident),* $(,)?) => {
+        mod http1 { $(#[test] fn $case() { super::$case(super::Wire::Http1) })* }
+        mod https1 { $(#[test] fn $case() { super::$case(super::Wire::Https1) })* }
+        mod h2 { $(#[test] fn $case() { super::$case(super::Wire::H2) })* }
+        mod h2c { $(#[test] fn $case() { super::$case(super::Wire::H2c) })* }
+    };
+}
+
 use super::{Engine, Response};
 
 /// How a case reaches the engine.
