@@ -204,11 +204,7 @@ fn run_engine(args: EngineArgs) -> Result<(), String> {
         engine: Some(engine.health()),
         control: None,
     };
-    systemd::ready(&served.check().unwrap_or_else(|why| why));
-    let watchdog = systemd::Watchdog::start({
-        let served = served.clone();
-        move || served.check()
-    });
+    let watchdog = systemd::started(&served);
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
         serve::reload(
             "engine",

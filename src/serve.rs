@@ -12,7 +12,7 @@ use streamgate_control_plane::ControlPlane;
 use streamgate_engine::{Engine, EngineConfig};
 
 use crate::config::FileConfig;
-use crate::systemd::{self, Served, Watchdog};
+use crate::systemd::{self, Served};
 
 /// `streamgate serve` / `streamgate control`
 #[derive(Args)]
@@ -56,11 +56,7 @@ pub fn run_control(args: ServeArgs) -> Result<(), String> {
         engine: None,
         control: Some(control.health()),
     };
-    systemd::ready(&served.check().unwrap_or_else(|why| why));
-    let watchdog = Watchdog::start({
-        let served = served.clone();
-        move || served.check()
-    });
+    let watchdog = systemd::started(&served);
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
         reload(
             "control",
@@ -121,11 +117,7 @@ pub fn run_serve(args: ServeArgs) -> Result<(), String> {
         control: Some(control.health()),
     };
     // Listeners bound, keys loaded, database migrated: both halves started.
-    systemd::ready(&served.check().unwrap_or_else(|why| why));
-    let watchdog = Watchdog::start({
-        let served = served.clone();
-        move || served.check()
-    });
+    let watchdog = systemd::started(&served);
     let signal = streamgate_engine::wait_for_termination_signal_or(|| {
         reload(
             "serve",
@@ -201,5 +193,5 @@ pub fn reload(
         ),
         Err(e) => eprintln!("streamgate {who}: SIGHUP: {e}; keeping what was loaded"),
     }
-    systemd::ready(&served.check().unwrap_or_else(|why| why));
+    systemd::reloaded(served);
 }

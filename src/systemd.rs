@@ -66,8 +66,21 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 /// Start-up is done.
-pub fn ready(status: &str) {
+fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Start-up is done for what `served` holds: `READY=1` with its status
+/// line (or why it is unhealthy), and the thread that keeps both going.
+pub fn started(served: &Served) -> Watchdog {
+    ready(&served.check().unwrap_or_else(|why| why));
+    let served = served.clone();
+    Watchdog::start(move || served.check())
+}
+
+/// After a reload: `READY=1` with the status line now.
+pub fn reloaded(served: &Served) {
+    ready(&served.check().unwrap_or_else(|why| why));
 }
 
 /// A status line.
