@@ -12,7 +12,10 @@
 #                             dpkg-dev and binutils with cargo-deb from
 #                             crates.io (the .deb test), pebble (the test
 #                             ACME CA), Debian's chromium with
-#                             playwright-core from npm (the pages' tests)
+#                             playwright-core from npm (the pages' tests),
+#                             Garage from crates.io (the S3 server the
+#                             object-storage tests run; about 13 minutes to
+#                             build on 2 cores, once: kept in ~/.cargo/bin)
 #   scripts/setup.sh --bench  also nginx, wrk and h2load (nghttp2-client) for bench/
 #   scripts/setup.sh --run    what scripts/run.sh needs (same as the default)
 set -euo pipefail
@@ -77,6 +80,14 @@ if [ "$tests" -eq 1 ] && [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.
   # which later releases may refuse.
   echo "setup.sh: installing cargo-deb"
   cargo install --locked cargo-deb --version 3.8.0
+fi
+
+if [ "$tests" -eq 1 ] && ! garage --version 2>/dev/null | grep -q "cargo:2.5.0"; then
+  # A real S3 server, run by the tests as a separate process (AGPL: never
+  # linked). Pinned; the lean feature set: SQLite metadata (bundled), no
+  # LMDB, no K2V, no metrics exporter.
+  echo "setup.sh: building Garage 2.5.0 from crates.io (once; about 13 minutes on 2 cores)"
+  cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,sqlite
 fi
 
 if [ "$tests" -eq 1 ]; then

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use streamgate_assets::{BucketConfig, CredentialSource};
 use streamgate_control_plane::{ChainConfig, ControlConfig, TlsFiles};
 use streamgate_engine::{
-    AccessPolicy, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits, IngestConfig,
-    JobsConfig, TlsConfig,
+    AccessPolicy, BucketStorage, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits,
+    IngestConfig, JobsConfig, TlsConfig,
 };
 
 /// The whole file.
@@ -39,6 +40,29 @@ pub struct FileConfig {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
+    /// `[storage]`
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: where packaged assets live. `local` (the default) keeps
+/// them under `[engine] root`; `s3` in an S3-compatible bucket, shared by
+/// every node, with each engine serving from a local copy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    kind: Option<String>,
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    /// Path-style requests (default true: what self-hosted servers want).
+    path_style: Option<bool>,
+    prefix: Option<String>,
+    /// A TOML file with `access_key_id` and `secret_access_key` (mode 600);
+    /// without it, the environment (`STREAMGATE_S3_ACCESS_KEY_ID`, …).
+    credentials_file: Option<PathBuf>,
+    request_timeout: Option<ConfigDuration>,
+    revalidate_after: Option<ConfigDuration>,
 }
 
 /// `[log]`: what is logged (reloadable).
@@ -149,6 +173,8 @@ pub struct EngineSection {
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
     upload_expiry: Option<ConfigDuration>,
+    /// Bytes the local copy of the bucket may hold (`[storage] kind = "s3"`).
+    cache_dir_max_bytes: Option<u64>,
     /// The TLS listener's address (needs `[engine.tls]`).
     listen_tls: Option<SocketAddr>,
     /// HTTP/2 with prior knowledge on the plain listener (default on).
@@ -282,6 +308,7 @@ impl FileConfig {
     pub fn control_config(&self) -> Result<ControlConfig, String> {
         let mut c = ControlConfig::new(self.data_dir.clone());
         c.assets_root = self.engine_root();
+        c.bucket = self.bucket_config()?;
         let s = &self.control;
         c.tls = match s.tls.as_ref().map(|t| (&t.cert, &t.key)) {
             None | Some((None, None)) => None,
@@ -356,6 +383,33 @@ impl FileConfig {
             );
         }
         Ok(c)
+    }
+
+    /// The bucket, when `[storage] kind = "s3"`; `None` for local storage.
+    pub fn bucket_config(&self) -> Result<Option<BucketConfig>, String> {
+        let s = &self.storage;
+        match s.kind.as_deref().unwrap_or("local") {
+            "local" => return Ok(None),
+            "s3" => {}
+            other => return Err(format!("storage.kind {other:?}: want \"local\" or \"s3\"")),
+        }
+        let bucket = s
+            .bucket
+            .clone()
+            .ok_or("storage.bucket is needed with kind = \"s3\"")?;
+        let credentials = match &s.credentials_file {
+            Some(path) => CredentialSource::File(path.clone()),
+            None => CredentialSource::Environment,
+        };
+        Ok(Some(BucketConfig {
+            endpoint: s.endpoint.clone(),
+            bucket,
+            region: s.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            path_style: s.path_style.unwrap_or(true),
+            prefix: s.prefix.clone().unwrap_or_default(),
+            credentials,
+            request_timeout: ConfigDuration::or_secs(s.request_timeout, 30),
+        }))
     }
 
     /// The assets root: `[engine] root`, or `<data_dir>/assets`.
@@ -523,6 +577,13 @@ impl FileConfig {
             };
         }
         c.control = Some(self.control_endpoint()?);
+        c.storage = self.bucket_config()?.map(|bucket| BucketStorage {
+            bucket,
+            cache_dir: self.data_dir.join("cache"),
+            cache_max_bytes: e.cache_dir_max_bytes.unwrap_or(50 << 30),
+            revalidate_after: ConfigDuration::or_secs(self.storage.revalidate_after, 30),
+            scratch: self.data_dir.join("staging"),
+        });
         if let Some(ladder) = &e.upload_ladder {
             streamgate_transcode_gpu::ladder::parse(ladder)
                 .map_err(|err| format!("engine.upload_ladder: {err}"))?;
@@ -562,8 +623,10 @@ fn apply_env(
         let Some(path) = name.strip_prefix("STREAMGATE_") else {
             continue;
         };
-        if path == "CONFIG" {
-            continue; // the file's own path (`--config`), not a key in it
+        // The file's own path (`--config`), and the bucket's credentials
+        // (read by `Credentials::from_env`, never config keys): not keys.
+        if matches!(path, "CONFIG" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY") {
+            continue;
         }
         let path = path.to_ascii_lowercase();
         let value = format!("v = {raw}")

@@ -25,6 +25,9 @@ pub struct ControlConfig {
     pub data_dir: PathBuf,
     /// Assets root (`asset import` moves directories here; delete removes).
     pub assets_root: PathBuf,
+    /// Assets in a bucket instead (`[storage] kind = "s3"`): import uploads
+    /// there, delete removes there.
+    pub bucket: Option<streamgate_assets::BucketConfig>,
     /// gRPC listener.
     pub grpc: SocketAddr,
     /// JSON API listener for browsers.
@@ -81,6 +84,7 @@ impl ControlConfig {
         let database = format!("sqlite://{}", data_dir.join("streamgate.db").display());
         Self {
             assets_root: data_dir.join("assets"),
+            bucket: None,
             data_dir,
             grpc: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http: SocketAddr::from(([127, 0, 0, 1], 8081)),

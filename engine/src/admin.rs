@@ -56,6 +56,8 @@ pub struct State {
     pub start_time_keys: std::collections::BTreeMap<&'static str, String>,
     /// The ACME renewal thread, for `POST /tls/renew`.
     pub renewer: Option<crate::acme::Renewer>,
+    /// The local copy of the bucket, for its metrics.
+    pub read_through: Option<Arc<streamgate_assets::ReadThrough>>,
 }
 
 /// A worker whose loop has not turned this long is stuck.
@@ -142,6 +144,9 @@ fn route(req: &request::Request<'_>, served: &Served) -> (u16, &'static str, Str
         b"/metrics" => {
             if let Some(jobs) = &state.jobs {
                 jobs.export_metrics();
+            }
+            if let Some(copy) = &state.read_through {
+                crate::storage::export_metrics(copy);
             }
             served.metrics.run_upkeep();
             (200, "text/plain; version=0.0.4", served.metrics.render())

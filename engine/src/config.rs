@@ -81,6 +81,26 @@ pub struct EngineConfig {
     pub h2c: bool,
     /// HTTP/2 limits, on TLS and h2c alike.
     pub h2: H2Limits,
+    /// Assets kept in object storage (`[storage] kind = "s3"`): served
+    /// from a local read-through copy, published there by the job runner.
+    /// `None` serves `root` (the one-box default).
+    pub storage: Option<BucketStorage>,
+}
+
+/// Assets in a bucket, read through a local copy.
+#[derive(Debug, Clone)]
+pub struct BucketStorage {
+    /// The bucket.
+    pub bucket: streamgate_assets::BucketConfig,
+    /// The local copy (`<data_dir>/cache`).
+    pub cache_dir: PathBuf,
+    /// Bytes of objects the copy may hold (`[engine] cache_dir_max_bytes`).
+    pub cache_max_bytes: u64,
+    /// How long an asset's index is trusted before it is checked against
+    /// the bucket again (`[storage] revalidate_after`).
+    pub revalidate_after: Duration,
+    /// Where the job runner builds assets before uploading them.
+    pub scratch: PathBuf,
 }
 
 /// Where the control plane's gRPC listener is, and how to trust it.
@@ -225,6 +245,7 @@ impl EngineConfig {
             tls: None,
             h2c: true,
             h2: H2Limits::default(),
+            storage: None,
         }
     }
 

@@ -13,9 +13,10 @@ use crate::config::EngineConfig;
 use crate::deadline::Deadlines;
 use crate::ingest::Ingest;
 use crate::park::Parking;
-use crate::serve::Site;
+use crate::serve::{Reply, Site};
 use crate::shutdown::LocalDrain;
 use crate::telemetry::WorkerStats;
+use streamgate_net::request::Request;
 
 /// Bytes a splice pipe asks for: one round trip moves up to this much.
 const PIPE_CAPACITY: usize = 1 << 20;
@@ -94,6 +95,31 @@ impl Worker {
         let mut pipes = self.pipes.borrow_mut();
         if pipes.len() < MAX_IDLE_PIPES {
             pipes.push(pipe);
+        }
+    }
+
+    /// Answers `request` into [`Worker::head`] (left filled in) and returns
+    /// what follows it. When the file has to come from object storage
+    /// first, waits for it holding no borrow — other tasks of this worker
+    /// run meanwhile — then answers again. The same for every protocol.
+    pub async fn answer(&self, request: &Request<'_>) -> Reply {
+        let mut fetched = None;
+        loop {
+            let fetch = {
+                let mut head = self.head.borrow_mut();
+                let mut stats = self.stats.borrow_mut();
+                let mut reply = match fetched.take() {
+                    None => self.site.respond(request, &mut head, &mut stats),
+                    Some(outcome) => self
+                        .site
+                        .respond_fetched(request, &mut head, &mut stats, outcome),
+                };
+                match reply.fetch.take() {
+                    None => return reply,
+                    Some(fetch) => fetch,
+                }
+            };
+            fetched = Some(fetch.wait().await);
         }
     }
 

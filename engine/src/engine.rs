@@ -37,6 +37,8 @@ pub enum EngineError {
     Tls(crate::tls::TlsError),
     /// The ACME directory could not be prepared.
     Acme(crate::acme::AcmeError),
+    /// The bucket client or the local copy could not be set up.
+    Storage(streamgate_assets::AssetError),
 }
 
 impl fmt::Display for EngineError {
@@ -49,6 +51,7 @@ impl fmt::Display for EngineError {
             Self::Jobs(e) => write!(f, "cannot start the job runner: {e}"),
             Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::Acme(e) => write!(f, "ACME: {e}"),
+            Self::Storage(e) => write!(f, "storage: {e}"),
         }
     }
 }
@@ -76,16 +79,26 @@ impl Engine {
     /// it starts; collect them with [`crate::wait_for_termination_signal`].
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
         shutdown::block_termination_signals();
-        let assets: Arc<dyn AssetStore> = Arc::new(
-            LocalStore::open(&config.root)
-                .map_err(|e| EngineError::Root(config.root.clone(), e))?,
-        );
+        let storage = match &config.storage {
+            Some(storage) => Some(crate::storage::open(storage).map_err(EngineError::Storage)?),
+            None => None,
+        };
+        let assets: Arc<dyn AssetStore> = match &storage {
+            Some(s) => Arc::clone(&s.read_through) as Arc<dyn AssetStore>,
+            None => Arc::new(
+                LocalStore::open(&config.root)
+                    .map_err(|e| EngineError::Root(config.root.clone(), e))?,
+            ),
+        };
         let metrics = telemetry::install().map_err(EngineError::Metrics)?;
         let config = Arc::new(config);
         let drain = Drain::default();
         let ready = Arc::new(AtomicBool::new(false));
         let jobs = match &config.jobs {
-            Some(j) => Some(Arc::new(Runner::start(j).map_err(EngineError::Jobs)?)),
+            Some(j) => Some(Arc::new(
+                Runner::start(j, storage.as_ref().map(|s| Arc::clone(&s.publish)))
+                    .map_err(EngineError::Jobs)?,
+            )),
             None => None,
         };
         let mut certs = None;
@@ -148,6 +161,7 @@ impl Engine {
                 fault_injection: config.fault_injection,
                 start_time_keys: crate::reload::start_time_keys(&config),
                 renewer,
+                read_through: storage.as_ref().map(|s| Arc::clone(&s.read_through)),
             },
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;

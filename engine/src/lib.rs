@@ -54,6 +54,7 @@ mod park;
 pub mod reload;
 mod serve;
 mod shutdown;
+mod storage;
 mod sync;
 mod telemetry;
 pub mod tls;
@@ -62,8 +63,8 @@ pub mod web;
 mod worker;
 
 pub use config::{
-    AccessPolicy, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits, IngestConfig,
-    JobsConfig, TlsConfig,
+    AccessPolicy, BucketStorage, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits,
+    IngestConfig, JobsConfig, TlsConfig,
 };
 pub use engine::{Engine, EngineError, Health as EngineHealth};
 pub use shutdown::{

@@ -38,6 +38,9 @@ pub struct Reply {
     /// Whether the connection should end after this response (a target so
     /// malformed that the peer is not worth keeping).
     pub close: bool,
+    /// The file is being brought in from object storage: await it, then
+    /// answer with [`Site::respond_fetched`] (the head is not filled in).
+    pub fetch: Option<streamgate_assets::Fetch>,
 }
 
 /// A request path mapped to a file under the root.
@@ -142,6 +145,7 @@ impl Site {
         Some(Reply {
             body: Body::Memory(answer.into_bytes().into()),
             close: false,
+            fetch: None,
         })
     }
 
@@ -171,7 +175,11 @@ impl Site {
         } else {
             Body::Memory(file.body.clone())
         };
-        Some(Reply { body, close: false })
+        Some(Reply {
+            body,
+            close: false,
+            fetch: None,
+        })
     }
 
     /// Writes one access-log line for a sample of requests (`[engine]
@@ -238,6 +246,7 @@ impl Site {
                 return Reply {
                     body: Body::Empty,
                     close: false,
+                    fetch: None,
                 };
             }
             Ok(Target::Asterisk) | Err(_) => return respond_error(head, 400),
@@ -262,7 +271,39 @@ impl Site {
                 self.file_reply(req, head, relative, stamp, &validators, content)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => respond_error(head, 404),
+            // Not here yet: the store is bringing it from object storage.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Reply {
+                body: Body::Empty,
+                close: false,
+                fetch: Some(self.assets.fetch(relative)),
+            },
             Err(_) => respond_error(head, 503),
+        }
+    }
+
+    /// Answers a request whose file [`Site::respond`] sent for, once the
+    /// fetch has ended: the file as usual, 404 when the bucket has no such
+    /// object, 503 (with Retry-After) when the bucket failed — never 404 for
+    /// a bucket that did not answer.
+    pub fn respond_fetched(
+        &self,
+        req: &Request<'_>,
+        head: &mut ResponseHead,
+        stats: &mut WorkerStats,
+        outcome: streamgate_assets::read_through::Outcome,
+    ) -> Reply {
+        match outcome {
+            Ok(()) => {
+                let reply = self.respond(req, head, stats);
+                if reply.fetch.is_none() {
+                    return reply;
+                }
+                // Evicted again before this request could open it: rare
+                // enough (a cache far too small) to answer "try again".
+                self.error(head, req.fields.origin, 503)
+            }
+            Err(io::ErrorKind::NotFound) => self.error(head, req.fields.origin, 404),
+            Err(_) => self.error(head, req.fields.origin, 503),
         }
     }
 
@@ -303,28 +344,28 @@ impl Site {
     ) -> io::Result<(FileStamp, Rc<Validators>, Cached)> {
         let mut cache = self.cache.borrow_mut();
         if cache.contains(relative) {
-            let stamp = match self.assets.stamp(relative) {
-                Ok(stamp) => stamp,
-                Err(e) => {
-                    // Deleted (or unreadable): drop the entry now, or its
-                    // open descriptor keeps the file's space allocated.
-                    cache.remove(relative);
-                    return Err(e);
+            match self.assets.stamp(relative) {
+                Ok(stamp) => {
+                    if let Some(entry) = cache.get(relative, &stamp) {
+                        stats.cache(true);
+                        return Ok((stamp, Rc::clone(&entry.validators), entry.content.clone()));
+                    }
                 }
-            };
-            if let Some(entry) = cache.get(relative, &stamp) {
-                stats.cache(true);
-                return Ok((stamp, Rc::clone(&entry.validators), entry.content.clone()));
+                Err(e) => {
+                    // Deleted, evicted (or unreadable): drop the entry now,
+                    // or its open descriptor keeps the file's space
+                    // allocated. Gone is not the end: a store reading
+                    // through to object storage may bring it back.
+                    cache.remove(relative);
+                    if e.kind() != io::ErrorKind::NotFound {
+                        return Err(e);
+                    }
+                }
             }
         }
         stats.cache(false);
         let (file, stamp) = self.assets.open(relative)?;
-        let validators = Rc::new(Validators::new(
-            stamp.ino,
-            stamp.size,
-            stamp.mtime_secs,
-            stamp.mtime_nanos,
-        ));
+        let validators = Rc::new(self.validators(relative, &stamp));
         let content = if cache.keeps_in_memory(stamp.size) {
             Cached::Memory(Bytes::from(fs::read_all(&file, stamp.size)?))
         } else {
@@ -333,6 +374,16 @@ impl Site {
         cache.insert(relative, stamp, Rc::clone(&validators), content.clone());
         stats.cache_bytes(cache.used());
         Ok((stamp, validators, content))
+    }
+
+    /// The validators of a file: those recorded at publish (the same on
+    /// every origin) while they describe it, else ones from the local file
+    /// (an asset from before indexes, a file edited by hand).
+    fn validators(&self, relative: &str, stamp: &FileStamp) -> Validators {
+        match self.assets.recorded(relative, stamp) {
+            Some((etag, published)) => Validators::published(&etag, published),
+            None => Validators::new(stamp.ino, stamp.size, stamp.mtime_secs, stamp.mtime_nanos),
+        }
     }
 
     fn file_reply(
@@ -358,6 +409,7 @@ impl Site {
             return Reply {
                 body: Body::Empty,
                 close: false,
+                fetch: None,
             };
         }
         let decision = match f.range {
@@ -377,6 +429,7 @@ impl Site {
                 return Reply {
                     body: Body::Empty,
                     close: false,
+                    fetch: None,
                 };
             }
         };
@@ -405,7 +458,11 @@ impl Site {
                 },
             }
         };
-        Reply { body, close: false }
+        Reply {
+            body,
+            close: false,
+            fetch: None,
+        }
     }
 
     fn validator_headers(
@@ -438,6 +495,7 @@ impl Site {
         Reply {
             body: Body::Empty,
             close: false,
+            fetch: None,
         }
     }
 
@@ -476,6 +534,7 @@ impl Site {
         Reply {
             body: Body::Memory(Bytes::from_static(text.as_bytes())),
             close: status == 400,
+            fetch: None,
         }
     }
 }

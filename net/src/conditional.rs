@@ -27,6 +27,17 @@ impl Validators {
             last_modified: http_date(UNIX_EPOCH + Duration::from_secs(mtime_secs)),
         }
     }
+
+    /// Validators recorded when an object was published: a tag derived from
+    /// its content (quotes included) and the publish time, so every origin
+    /// serving the same object gives the same ones.
+    pub fn published(etag: &str, published_secs: u64) -> Self {
+        Self {
+            etag: etag.to_string(),
+            last_modified_secs: published_secs,
+            last_modified: http_date(UNIX_EPOCH + Duration::from_secs(published_secs)),
+        }
+    }
 }
 
 /// Whether a GET/HEAD should be answered 304 Not Modified.

@@ -236,11 +236,17 @@ pub fn free_addr() -> SocketAddr {
         .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
         .unwrap_or(32768);
     let (low, span) = (10_000u32, ephemeral_start.saturating_sub(10_000).max(1000));
-    // Test processes run side by side: start each one somewhere else.
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+    // Test processes run side by side: start each one somewhere else. The
+    // seed is drawn once per process, so that successive calls walk one
+    // sequence and never hand the same port out twice (a fresh seed per
+    // call once gave a test's engine and control plane one port).
+    static SEED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+    });
     for _ in 0..span {
         let port = low + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)) % span);
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {

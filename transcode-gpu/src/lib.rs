@@ -35,6 +35,7 @@ pub mod stages;
 pub use backend::GpuMode;
 pub use error::TranscodeError;
 pub use pipeline::{transcode, Options, Progress, Summary};
+pub use publish::PublishTo;
 
 /// Initialises FFmpeg once and keeps its logging to errors.
 pub(crate) fn init() {

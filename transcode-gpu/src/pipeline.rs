@@ -16,7 +16,6 @@ use crate::ladder::{self, Codec, Rung};
 use crate::package::{self, Rendition};
 use crate::probe;
 use crate::stages::{self, SharedFrame};
-use streamgate_assets::AssetStore;
 
 use crate::publish;
 use crate::rendition::{self, Common, Encoded};
@@ -36,6 +35,8 @@ pub struct Options {
     pub gpu: GpuMode,
     /// x264 preset (CPU encodes).
     pub preset: String,
+    /// Publish into this store (a bucket) rather than `out`'s directory.
+    pub publish_to: Option<publish::PublishTo>,
 }
 
 impl Options {
@@ -48,6 +49,7 @@ impl Options {
             segment_seconds: 4,
             gpu: GpuMode::Auto,
             preset: "veryfast".into(),
+            publish_to: None,
         }
     }
 }
@@ -97,8 +99,8 @@ pub fn transcode(
     opts: &Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, TranscodeError> {
-    let (store, name) = publish::local_target(&opts.out)?;
-    let staging = publish::stage(&store, &name)?;
+    let (store, name) = publish::target(&opts.out, opts.publish_to.as_ref())?;
+    let staging = publish::stage(&*store, &name)?;
     let (mut input, probe) = probe::probe(&opts.input)?;
     let plan = stages::choose(opts.gpu)?;
     let encoder = plan.encode;

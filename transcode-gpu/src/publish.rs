@@ -4,6 +4,7 @@
 //! complete one, even across a crash.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use streamgate_assets::{AssetStore, LocalStore, Staging};
 
@@ -11,9 +12,9 @@ use crate::error::{io, TranscodeError};
 
 pub use streamgate_assets::staging::remove_stale;
 
-/// The local store holding `out` and the asset name `out` has in it
+/// The directory holding `out` and the asset name `out` has in it
 /// (`transcode --out DIR` publishes `DIR` as an asset of its parent).
-pub(crate) fn local_target(out: &Path) -> Result<(LocalStore, String), TranscodeError> {
+fn local_target_unopened(out: &Path) -> Result<(std::path::PathBuf, String), TranscodeError> {
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -27,9 +28,44 @@ pub(crate) fn local_target(out: &Path) -> Result<(LocalStore, String), Transcode
                 std::io::ErrorKind::InvalidInput.into(),
             )
         })?;
-    let store =
-        LocalStore::create(parent).map_err(|e| io(format!("creating {}", parent.display()), e))?;
-    Ok((store, name))
+    Ok((parent.to_path_buf(), name))
+}
+
+/// Where a transcode publishes instead of the local directory its `out`
+/// names: another store (a bucket), the asset named after `out`'s last
+/// component.
+#[derive(Clone)]
+pub struct PublishTo(pub Arc<dyn AssetStore>);
+
+impl std::fmt::Debug for PublishTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishTo(store)")
+    }
+}
+
+/// The store a transcode publishes into, and the asset's name there.
+pub(crate) fn target(
+    out: &Path,
+    publish_to: Option<&PublishTo>,
+) -> Result<(Arc<dyn AssetStore>, String), TranscodeError> {
+    let (local, name) = local_target_unopened(out)?;
+    Ok(match publish_to {
+        Some(PublishTo(store)) => (Arc::clone(store), name),
+        None => {
+            let store = LocalStore::create(&local)
+                .map_err(|e| io(format!("creating {}", local.display()), e))?;
+            (Arc::new(store), name)
+        }
+    })
+}
+
+/// Whether asset `out` is published already (a previous attempt that died
+/// before saying so).
+pub(crate) fn published(out: &Path, publish_to: Option<&PublishTo>) -> bool {
+    match (publish_to, local_target_unopened(out)) {
+        (Some(PublishTo(store)), Ok((_, name))) => store.contains(&name),
+        _ => out.exists(),
+    }
 }
 
 /// Stages asset `name` in `store`.

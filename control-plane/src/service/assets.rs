@@ -76,7 +76,7 @@ impl Service {
             )));
         }
         let target = self.config().assets_root.join(&id);
-        if target.exists() {
+        if self.bucket.is_none() && target.exists() {
             return Err(ApiError::new(
                 ErrorCode::AssetExists,
                 format!("{} already exists", target.display()),
@@ -93,9 +93,17 @@ impl Service {
                 format!("asset {id:?} already exists"),
             ));
         }
-        let imported = LocalStore::create(&self.config().assets_root)
-            .map_err(|e| AssetError::io("opening the assets root", e))
-            .and_then(|store| store.import(&source, &id));
+        let imported = match &self.bucket {
+            Some(bucket) => {
+                let (bucket, source, id) = (Arc::clone(bucket), source.clone(), id.clone());
+                tokio::task::spawn_blocking(move || bucket.import(&source, &id))
+                    .await
+                    .unwrap_or_else(|e| Err(AssetError::io("uploading", std::io::Error::other(e))))
+            }
+            None => LocalStore::create(&self.config().assets_root)
+                .map_err(|e| AssetError::io("opening the assets root", e))
+                .and_then(|store| store.import(&source, &id)),
+        };
         if imported.is_ok() {
             self.record_duration(&id).await;
         }
@@ -118,6 +126,19 @@ impl Service {
     pub async fn delete_asset(&self, id: &str) -> Result<Deleted, ApiError> {
         if !is_asset_id(id) || !self.store.delete_asset(id, Some(unix_now())).await? {
             return Err(ApiError::not_found(format!("no asset {id:?}")));
+        }
+        if let Some(bucket) = &self.bucket {
+            // From the bucket: each engine drops its copy on its next poll.
+            let (bucket, name) = (Arc::clone(bucket), id.to_string());
+            let removed = tokio::task::spawn_blocking(move || bucket.remove(&name))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok(if removed {
+                Deleted::WithFiles
+            } else {
+                Deleted::RecordOnly
+            });
         }
         let root = &self.config().assets_root;
         let removed = match LocalStore::open(root) {
@@ -160,9 +181,21 @@ impl Service {
     /// root and stores it (a split deployment's control plane, which holds
     /// no files, leaves it unknown).
     async fn record_duration(&self, id: &str) {
-        let mpd = self.config().assets_root.join(id).join("manifest.mpd");
-        let Ok(xml) = std::fs::read_to_string(&mpd) else {
-            return;
+        let xml = match &self.bucket {
+            Some(bucket) => {
+                let (bucket, relative) = (Arc::clone(bucket), format!("{id}/manifest.mpd"));
+                match tokio::task::spawn_blocking(move || bucket.read(&relative)).await {
+                    Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    _ => return,
+                }
+            }
+            None => {
+                let mpd = self.config().assets_root.join(id).join("manifest.mpd");
+                let Ok(xml) = std::fs::read_to_string(&mpd) else {
+                    return;
+                };
+                xml
+            }
         };
         let duration = match dash_mpd_core::parse(&xml) {
             Ok(parsed) => parsed.mediaPresentationDuration,

@@ -64,6 +64,8 @@ pub struct Service {
     keys: KeyDir,
     signer: RwLock<Arc<TokenSigner>>,
     operator_token: String,
+    /// The assets' bucket (`[storage] kind = "s3"`); `None`: the local root.
+    bucket: Option<Arc<streamgate_assets::BucketStore>>,
 }
 
 impl Service {
@@ -80,6 +82,17 @@ impl Service {
             config.nft_negative_ttl,
         )?;
         let keys = KeyDir::open(config.keys_dir()).map_err(|e| e.to_string())?;
+        let bucket = match &config.bucket {
+            Some(b) => {
+                let client = streamgate_assets::Bucket::connect(b).map_err(|e| e.to_string())?;
+                let scratch = config.data_dir.join("staging");
+                Some(Arc::new(
+                    streamgate_assets::BucketStore::new(client, &scratch)
+                        .map_err(|e| format!("creating {}: {e}", scratch.display()))?,
+                ))
+            }
+            None => None,
+        };
         let (signer, _) = keys.current().map_err(|e| e.to_string())?;
         store
             .insert_public_key(
@@ -97,6 +110,7 @@ impl Service {
             keys,
             signer: RwLock::new(Arc::new(signer)),
             operator_token,
+            bucket,
         })
     }
 

@@ -138,10 +138,9 @@ async fn answer_one<T: Transport>(transport: &T, worker: &Worker, bytes: &[u8]) 
     let started = Instant::now();
     let closing = !request.keep_alive || request.has_body || worker.drain.is_drained();
     let mut out = worker.take_buffer();
+    let reply = worker.answer(&request).await;
     let (status, reply) = {
-        let mut head = worker.head.borrow_mut();
-        let mut stats = worker.stats.borrow_mut();
-        let reply = worker.site.respond(&request, &mut head, &mut stats);
+        let head = worker.head.borrow();
         worker
             .site
             .access_log("http1", &request, head.status(), reply.body.len());

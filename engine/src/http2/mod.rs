@@ -152,15 +152,16 @@ async fn stream(
         upload::relay(&parts, body, respond, worker, ingest, method).await;
         return;
     }
-    let (response, reply, status) = {
-        let mut head = worker.head.borrow_mut();
-        let mut stats = worker.stats.borrow_mut();
-        let reply = worker.site.respond(&request, &mut head, &mut stats);
+    let reply = worker.answer(&request).await;
+    let (response, status) = {
+        let head = worker.head.borrow();
         worker
             .site
             .access_log("h2", &request, head.status(), reply.body.len());
-        let response = response_of(&head, worker.dates.borrow_mut().now());
-        (response, reply, head.status())
+        (
+            response_of(&head, worker.dates.borrow_mut().now()),
+            head.status(),
+        )
     };
     drop(body);
     let empty = reply.body.is_empty();

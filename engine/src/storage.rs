@@ -1,0 +1,58 @@
+//! Object storage for the engine (`[storage] kind = "s3"`): the bucket
+//! client, the local read-through copy the workers serve from, and the
+//! store the job runner publishes into — one client for both.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use metrics::{counter, gauge};
+use streamgate_assets::{AssetError, AssetStore, Bucket, BucketStore, ReadThrough};
+
+use crate::config::BucketStorage;
+
+/// The engine's two views of the bucket.
+pub(crate) struct Storage {
+    /// What the workers serve from.
+    pub read_through: Arc<ReadThrough>,
+    /// What the job runner publishes into.
+    pub publish: Arc<dyn AssetStore>,
+}
+
+/// Connects to the bucket and opens the local copy. An unreachable bucket
+/// is said in the log but does not stop the engine: what the copy holds
+/// can still be served.
+pub(crate) fn open(config: &BucketStorage) -> Result<Storage, AssetError> {
+    let bucket = Bucket::connect(&config.bucket)?;
+    match bucket.check() {
+        Ok(()) => tracing::info!(bucket = ?bucket, "object storage reachable"),
+        Err(e) => tracing::warn!(
+            bucket = ?bucket,
+            error = %e,
+            "object storage does not answer: serving what the local copy holds, 503 for the rest"
+        ),
+    }
+    let read_through = ReadThrough::open(
+        Arc::clone(&bucket),
+        &config.cache_dir,
+        config.cache_max_bytes,
+        config.revalidate_after,
+    )
+    .map_err(|e| AssetError::io(format!("opening {}", config.cache_dir.display()), e))?;
+    let publish = BucketStore::new(bucket, &config.scratch)
+        .map_err(|e| AssetError::io(format!("creating {}", config.scratch.display()), e))?;
+    Ok(Storage {
+        read_through: Arc::new(read_through),
+        publish: Arc::new(publish),
+    })
+}
+
+/// Refreshes the read-through copy's series (before each scrape).
+pub(crate) fn export_metrics(copy: &ReadThrough) {
+    let stats = copy.stats();
+    gauge!("streamgate_store_cache_bytes").set(stats.bytes.load(Ordering::Relaxed) as f64);
+    counter!("streamgate_store_fetches_total", "result" => "fetched")
+        .absolute(stats.fetched.load(Ordering::Relaxed));
+    counter!("streamgate_store_fetches_total", "result" => "failed")
+        .absolute(stats.failed.load(Ordering::Relaxed));
+    counter!("streamgate_store_evictions_total").absolute(stats.evicted.load(Ordering::Relaxed));
+}
