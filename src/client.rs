@@ -44,12 +44,16 @@ impl Operator {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let channel = runtime.block_on(async {
-            endpoint.channel().map(|e| {
-                e.connect_timeout(std::time::Duration::from_secs(3))
-                    .connect_lazy()
-            })
-        })?;
+        // With replicas (`[control] urls`), the first that answers serves
+        // the whole command.
+        let replicas = streamgate_engine::Replicas::lazy(
+            &runtime,
+            &endpoint,
+            std::time::Duration::from_secs(3),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let channel = runtime.block_on(replicas.reachable());
         Ok(Self {
             runtime,
             channel,

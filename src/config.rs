@@ -101,6 +101,9 @@ pub struct ControlSection {
     playback_ttl: Option<ConfigDuration>,
     playback_max_ttl: Option<ConfigDuration>,
     tls: Option<ControlTlsSection>,
+    /// Where nodes reach the control planes (several replicas on one
+    /// PostgreSQL: calls go to those that answer). Default: `grpc`.
+    urls: Option<Vec<String>>,
 }
 
 /// `[control.tls]`: the control plane's certificate (both listeners), and
@@ -169,6 +172,8 @@ pub struct EngineSection {
     job_attempts: Option<u32>,
     job_preset: Option<String>,
     job_retention: Option<ConfigDuration>,
+    /// The shared queue's lease (default 30 s).
+    job_lease: Option<ConfigDuration>,
     upload_max_bytes: Option<u64>,
     upload_ladder: Option<String>,
     upload_segment_seconds: Option<u32>,
@@ -280,8 +285,14 @@ impl FileConfig {
             }),
             Some(_) => return Err("control.tls needs both client_cert and client_key".into()),
         };
+        let (url, also) = match self.control.urls.as_deref() {
+            Some([first, rest @ ..]) => (first.clone(), rest.to_vec()),
+            Some([]) => return Err("control.urls is empty".into()),
+            None => (format!("{scheme}://{addr}"), Vec::new()),
+        };
         Ok(ControlEndpoint {
-            url: format!("{scheme}://{addr}"),
+            url,
+            also,
             ca: tls.and_then(|t| t.ca.clone()),
             identity,
         })
@@ -309,6 +320,7 @@ impl FileConfig {
         let mut c = ControlConfig::new(self.data_dir.clone());
         c.assets_root = self.engine_root();
         c.bucket = self.bucket_config()?;
+        c.job_attempts = self.engine.job_attempts.unwrap_or(3).max(1);
         let s = &self.control;
         c.tls = match s.tls.as_ref().map(|t| (&t.cert, &t.key)) {
             None | Some((None, None)) => None,
@@ -607,6 +619,7 @@ impl FileConfig {
             max_attempts: e.job_attempts.unwrap_or(3),
             preset: e.job_preset.clone().unwrap_or_else(|| "veryfast".into()),
             retention,
+            lease: ConfigDuration::or_secs(e.job_lease, 30).max(std::time::Duration::from_secs(1)),
         });
         Ok(c)
     }

@@ -18,6 +18,7 @@ mod serve;
 mod systemd;
 mod token;
 mod transcode;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ enum Command {
     Engine(EngineArgs),
     /// Run the control plane alone (gRPC + JSON API).
     Control(serve::ServeArgs),
+    /// Run transcode jobs from the shared queue on this node (scale-out:
+    /// `[storage] kind = "s3"`).
+    Worker(worker::WorkerArgs),
     /// Manage assets (operator).
     Asset(asset::AssetArgs),
     /// Upload a video to a running appliance (resumable) and wait until it plays.
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run_serve(args),
         Command::Engine(args) => run_engine(args),
         Command::Control(args) => serve::run_control(args),
+        Command::Worker(args) => worker::run(args),
         Command::Asset(args) => asset::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Transcode(args) => transcode::run(args),

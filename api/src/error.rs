@@ -42,6 +42,9 @@ pub enum ErrorCode {
     AssetExists,
     /// The asset exists but cannot be played yet.
     NotReady,
+    /// A job runner no longer holds the job it reports on (its lease ran
+    /// out and another runner took the job).
+    LeaseLost,
     /// Too many unanswered sign-in challenges.
     TooManyChallenges,
     /// No chain could be asked whether the wallet holds the NFT.
@@ -54,7 +57,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Malformed,
         Self::MethodNotAllowed,
         Self::MissingCredentials,
@@ -68,6 +71,7 @@ impl ErrorCode {
         Self::NotFound,
         Self::AssetExists,
         Self::NotReady,
+        Self::LeaseLost,
         Self::TooManyChallenges,
         Self::ChainUnavailable,
         Self::DatabaseUnavailable,
@@ -90,6 +94,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::AssetExists => "asset_exists",
             Self::NotReady => "not_ready",
+            Self::LeaseLost => "lease_lost",
             Self::TooManyChallenges => "too_many_challenges",
             Self::ChainUnavailable => "chain_unavailable",
             Self::DatabaseUnavailable => "database_unavailable",
@@ -115,7 +120,7 @@ impl ErrorCode {
             Self::OperatorOnly | Self::NftRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::AssetExists | Self::NotReady => 409,
+            Self::AssetExists | Self::NotReady | Self::LeaseLost => 409,
             Self::TooManyChallenges => 429,
             Self::Internal => 500,
             Self::ChainUnavailable | Self::DatabaseUnavailable => 503,
@@ -137,7 +142,7 @@ impl ErrorCode {
             Self::OperatorOnly | Self::NftRequired => Code::PermissionDenied,
             Self::NotFound => Code::NotFound,
             Self::AssetExists => Code::AlreadyExists,
-            Self::NotReady => Code::FailedPrecondition,
+            Self::NotReady | Self::LeaseLost => Code::FailedPrecondition,
             Self::TooManyChallenges => Code::ResourceExhausted,
             Self::ChainUnavailable | Self::DatabaseUnavailable => Code::Unavailable,
             Self::Internal => Code::Internal,

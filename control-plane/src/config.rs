@@ -28,6 +28,9 @@ pub struct ControlConfig {
     /// Assets in a bucket instead (`[storage] kind = "s3"`): import uploads
     /// there, delete removes there.
     pub bucket: Option<streamgate_assets::BucketConfig>,
+    /// Claims a shared-queue job gets before it fails (`[engine]
+    /// job_attempts`).
+    pub job_attempts: u32,
     /// gRPC listener.
     pub grpc: SocketAddr,
     /// JSON API listener for browsers.
@@ -85,6 +88,7 @@ impl ControlConfig {
         Self {
             assets_root: data_dir.join("assets"),
             bucket: None,
+            job_attempts: 3,
             data_dir,
             grpc: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http: SocketAddr::from(([127, 0, 0, 1], 8081)),

@@ -316,3 +316,86 @@ impl pb::health_server::Health for Grpc {
         }))
     }
 }
+
+fn job_to_pb(j: &crate::store::JobRecord) -> pb::Job {
+    pb::Job {
+        id: j.id.clone(),
+        asset_id: j.asset_id.clone(),
+        source_key: j.source_key.clone(),
+        ladder: j.ladder.clone(),
+        segment_seconds: j.segment_seconds,
+        state: j.state.as_str().into(),
+        attempts: j.attempts,
+        runner: j.runner.clone(),
+        error: j.error.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::jobs_server::Jobs for Grpc {
+    async fn submit_job(&self, request: Request<pb::SubmitJobRequest>) -> Reply<pb::Job> {
+        self.operator(&request).await?;
+        let r = request.get_ref();
+        let job = self
+            .0
+            .submit_job(&r.asset_id, &r.source_key, &r.ladder, r.segment_seconds)
+            .await?;
+        Ok(Response::new(job_to_pb(&job)))
+    }
+
+    async fn claim_job(
+        &self,
+        request: Request<pb::ClaimJobRequest>,
+    ) -> Reply<pb::ClaimJobResponse> {
+        self.operator(&request).await?;
+        let r = request.get_ref();
+        let job = self.0.claim_job(&r.runner, r.lease_seconds).await?;
+        Ok(Response::new(pb::ClaimJobResponse {
+            job: job.as_ref().map(job_to_pb),
+        }))
+    }
+
+    async fn renew_lease(
+        &self,
+        request: Request<pb::RenewLeaseRequest>,
+    ) -> Reply<pb::RenewLeaseResponse> {
+        self.operator(&request).await?;
+        let r = request.get_ref();
+        let held = match self
+            .0
+            .renew_lease(&r.job_id, &r.runner, r.lease_seconds, r.progress_percent)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) if e.code == ErrorCode::LeaseLost => false,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Response::new(pb::RenewLeaseResponse { held }))
+    }
+
+    async fn finish_job(&self, request: Request<pb::FinishJobRequest>) -> Reply<pb::Job> {
+        self.operator(&request).await?;
+        let r = request.get_ref();
+        let outcome = if r.error.is_empty() {
+            crate::service::JobOutcome::Published
+        } else {
+            crate::service::JobOutcome::Failed {
+                error: r.error.clone(),
+                retry: r.retry,
+            }
+        };
+        let job = self.0.finish_job(&r.job_id, &r.runner, outcome).await?;
+        Ok(Response::new(job_to_pb(&job)))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Reply<pb::ListJobsResponse> {
+        self.operator(&request).await?;
+        let jobs = self.0.list_jobs().await?;
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: jobs.iter().map(job_to_pb).collect(),
+        }))
+    }
+}

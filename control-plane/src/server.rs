@@ -132,6 +132,7 @@ impl ControlPlane {
                 .add_service(pb::access_server::AccessServer::new(services.clone()))
                 .add_service(pb::chain_server::ChainServer::new(services.clone()))
                 .add_service(pb::keys_server::KeysServer::new(services.clone()))
+                .add_service(pb::jobs_server::JobsServer::new(services.clone()))
                 .add_service(pb::health_server::HealthServer::new(services))
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(grpc_listener),

@@ -108,6 +108,10 @@ pub struct BucketStorage {
 pub struct ControlEndpoint {
     /// `http://host:port`, or `https://host:port` when `[control.tls]` is set.
     pub url: String,
+    /// More control planes, replicas of the first on one PostgreSQL
+    /// (`[control] urls`): calls are spread over those that answer, so a
+    /// replica going down costs at most the calls in flight to it.
+    pub also: Vec<String>,
     /// The CA (PEM) that signed the control plane's certificate
     /// (`[control.tls] ca`); without it, the system's roots.
     pub ca: Option<PathBuf>,
@@ -135,6 +139,18 @@ impl ControlEndpoint {
             .as_ref()
             .map(|i| (i.cert.as_path(), i.key.as_path()));
         streamgate_api::control_endpoint(&self.url, self.ca.as_deref(), identity)
+    }
+
+    /// Endpoints for every control plane, the first one first.
+    pub fn endpoints(&self) -> Result<Vec<tonic::transport::Endpoint>, String> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|i| (i.cert.as_path(), i.key.as_path()));
+        std::iter::once(&self.url)
+            .chain(&self.also)
+            .map(|url| streamgate_api::control_endpoint(url, self.ca.as_deref(), identity))
+            .collect()
     }
 }
 
@@ -212,6 +228,9 @@ pub struct JobsConfig {
     pub preset: String,
     /// How long finished jobs stay in the spool (and in `/jobs`).
     pub retention: std::time::Duration,
+    /// The lease a shared-queue runner holds a job under (renewed every
+    /// third of it); a runner that dies loses the job this long after.
+    pub lease: std::time::Duration,
 }
 
 impl EngineConfig {

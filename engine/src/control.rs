@@ -3,13 +3,20 @@
 //! cores (ingest and job-report threads), blocking on a small runtime.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use streamgate_api::v1::assets_client::AssetsClient;
+use streamgate_api::v1::jobs_client::JobsClient;
 use streamgate_api::v1::{
     AssetStatus, CreateAssetRequest, DeleteAssetRequest, UpdateAssetStatusRequest,
 };
+use streamgate_api::v1::{
+    ClaimJobRequest, FinishJobRequest, Job, RenewLeaseRequest, SubmitJobRequest,
+};
 use streamgate_api::ErrorCode;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 /// Longest wait for one call.
@@ -67,27 +74,117 @@ impl std::fmt::Display for ControlError {
 
 impl std::error::Error for ControlError {}
 
-/// A channel to the control plane that connects on first use (and again
-/// after a failure), each call bounded by `timeout`. `connect_lazy` spawns
-/// its connection task, so it is made inside `runtime`.
-pub fn lazy_channel(
-    runtime: &tokio::runtime::Runtime,
-    endpoint: &crate::config::ControlEndpoint,
-    timeout: Duration,
-) -> std::io::Result<Channel> {
-    let _context = runtime.enter();
-    Ok(endpoint
-        .channel()
-        .map_err(std::io::Error::other)?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_lazy())
+/// Lazy channels to each control-plane replica (`[control] urls`; one for
+/// a single control plane), tried in turn: the replica that answered last
+/// goes first. Only a replica that cannot be reached (`Unavailable`:
+/// connection refused or lost) passes a call on, so a refusal is never
+/// retried elsewhere. tonic's balancer is not used because it keeps
+/// sending calls to a replica that refuses connections.
+#[derive(Clone)]
+pub struct Replicas {
+    channels: Arc<Vec<(String, Channel)>>,
+    preferred: Arc<AtomicUsize>,
+}
+
+impl Replicas {
+    /// Channels to every control plane `endpoint` names, made inside
+    /// `runtime`, connecting within `connect` and each call bounded by
+    /// `call` (or not).
+    pub fn lazy(
+        runtime: &tokio::runtime::Runtime,
+        endpoint: &crate::config::ControlEndpoint,
+        connect: Duration,
+        call: Option<Duration>,
+    ) -> std::io::Result<Self> {
+        let _context = runtime.enter();
+        let urls = std::iter::once(&endpoint.url).chain(&endpoint.also);
+        let channels = endpoint
+            .endpoints()
+            .map_err(std::io::Error::other)?
+            .into_iter()
+            .zip(urls)
+            .map(|(e, url)| {
+                let e = e.connect_timeout(connect);
+                let e = match call {
+                    Some(call) => e.timeout(call),
+                    None => e,
+                };
+                (url.clone(), e.connect_lazy())
+            })
+            .collect();
+        Ok(Self {
+            channels: Arc::new(channels),
+            preferred: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `call` on the replicas in turn until one answers (an answer may
+    /// be a refusal); the last `Unavailable` when none does.
+    pub async fn call<R, F, Fut>(&self, mut call: F) -> Result<R, tonic::Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<R, tonic::Status>>,
+    {
+        let n = self.channels.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for i in 0..n {
+            let index = (first + i) % n;
+            match call(self.channels[index].1.clone()).await {
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    if n > 1 {
+                        tracing::debug!(
+                            replica = self.channels[index].0,
+                            "control plane replica unreachable; trying the next"
+                        );
+                    }
+                    last = Some(status);
+                }
+                answered => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return answered;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| tonic::Status::unavailable("no control plane")))
+    }
+
+    /// The replica that answered last (for messages).
+    pub fn current(&self) -> &str {
+        let n = self.channels.len();
+        &self.channels[self.preferred.load(Ordering::Relaxed) % n].0
+    }
+
+    /// The channel to a replica that answers a health check (the first
+    /// one when none does), for a short-lived client such as the CLI.
+    pub async fn reachable(&self) -> Channel {
+        use streamgate_api::v1::health_client::HealthClient;
+        use streamgate_api::v1::HealthRequest;
+        let _ = self
+            .call(|channel| async move { HealthClient::new(channel).check(HealthRequest {}).await })
+            .await;
+        let n = self.channels.len();
+        self.channels[self.preferred.load(Ordering::Relaxed) % n]
+            .1
+            .clone()
+    }
+}
+
+/// `message` as a request carrying `auth`.
+fn authorized<T>(auth: &Option<MetadataValue<Ascii>>, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = auth {
+        request
+            .metadata_mut()
+            .insert(streamgate_api::AUTHORIZATION, value.clone());
+    }
+    request
 }
 
 /// A blocking operator client.
 pub struct ControlClient {
     runtime: tokio::runtime::Runtime,
-    channel: Channel,
+    replicas: Replicas,
     token_path: PathBuf,
     /// Whether a client certificate authorizes calls (mTLS), so that a
     /// missing token file is no error.
@@ -108,10 +205,10 @@ impl ControlClient {
             .thread_name("sg-control-client")
             .enable_all()
             .build()?;
-        let channel = lazy_channel(&runtime, endpoint, CALL_TIMEOUT)?;
+        let replicas = Replicas::lazy(&runtime, endpoint, CALL_TIMEOUT, Some(CALL_TIMEOUT))?;
         Ok(Self {
             runtime,
-            channel,
+            replicas,
             token_path,
             mtls: endpoint.identity.is_some(),
         })
@@ -124,20 +221,18 @@ impl ControlClient {
             .map_err(|e| ControlError::NoToken(format!("{}: {e}", self.token_path.display())))
     }
 
-    fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ControlError> {
-        let mut request = tonic::Request::new(message);
+    /// The `authorization` value calls carry: the operator token, or none
+    /// when a client certificate authorizes them (mTLS).
+    fn authorization(&self) -> Result<Option<MetadataValue<Ascii>>, ControlError> {
         let token = match self.operator_token() {
             Ok(token) => token,
-            Err(_) if self.mtls => return Ok(request),
+            Err(_) if self.mtls => return Ok(None),
             Err(e) => return Err(e),
         };
-        let value = format!("Bearer {token}")
+        format!("Bearer {token}")
             .parse()
-            .map_err(|_| ControlError::NoToken("not a valid header value".into()))?;
-        request
-            .metadata_mut()
-            .insert(streamgate_api::AUTHORIZATION, value);
-        Ok(request)
+            .map(Some)
+            .map_err(|_| ControlError::NoToken("not a valid header value".into()))
     }
 
     /// Registers a new asset in `status` (an empty id lets the control plane
@@ -149,14 +244,17 @@ impl ControlClient {
         title: &str,
         status: AssetStatus,
     ) -> Result<String, ControlError> {
-        let request = self.request(CreateAssetRequest {
+        let message = CreateAssetRequest {
             id: id.to_string(),
             title: title.to_string(),
             status: status as i32,
-        })?;
-        let mut client = AssetsClient::new(self.channel.clone());
+        };
+        let auth = self.authorization()?;
         self.runtime
-            .block_on(client.create_asset(request))
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { AssetsClient::new(channel).create_asset(request).await }
+            }))
             .map(|r| r.into_inner().id)
             .map_err(ControlError::from)
     }
@@ -169,25 +267,126 @@ impl ControlClient {
         progress_percent: u32,
         error: &str,
     ) -> Result<(), ControlError> {
-        let request = self.request(UpdateAssetStatusRequest {
+        let message = UpdateAssetStatusRequest {
             id: id.to_string(),
             status: status as i32,
             progress_percent,
             error: error.to_string(),
-        })?;
-        let mut client = AssetsClient::new(self.channel.clone());
+        };
+        let auth = self.authorization()?;
         self.runtime
-            .block_on(client.update_asset_status(request))
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move {
+                    AssetsClient::new(channel)
+                        .update_asset_status(request)
+                        .await
+                }
+            }))
             .map(|_| ())
             .map_err(ControlError::from)
     }
 
     /// Removes an asset record (an upload terminated before it finished).
     pub fn delete_asset(&self, id: &str) -> Result<(), ControlError> {
-        let request = self.request(DeleteAssetRequest { id: id.to_string() })?;
-        let mut client = AssetsClient::new(self.channel.clone());
+        let message = DeleteAssetRequest { id: id.to_string() };
+        let auth = self.authorization()?;
         self.runtime
-            .block_on(client.delete_asset(request))
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { AssetsClient::new(channel).delete_asset(request).await }
+            }))
+            .map(|_| ())
+            .map_err(ControlError::from)
+    }
+
+    /// Queues a transcode of the bucket object `source_key` into `asset`
+    /// (the shared queue).
+    pub fn submit_job(
+        &self,
+        asset: &str,
+        source_key: &str,
+        ladder: &str,
+        segment_seconds: u32,
+    ) -> Result<(), ControlError> {
+        let message = SubmitJobRequest {
+            asset_id: asset.to_string(),
+            source_key: source_key.to_string(),
+            ladder: ladder.to_string(),
+            segment_seconds,
+        };
+        let auth = self.authorization()?;
+        self.runtime
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { JobsClient::new(channel).submit_job(request).await }
+            }))
+            .map(|_| ())
+            .map_err(ControlError::from)
+    }
+
+    /// Takes the oldest claimable job for `runner` under a lease, if any.
+    pub fn claim_job(&self, runner: &str, lease: Duration) -> Result<Option<Job>, ControlError> {
+        let message = ClaimJobRequest {
+            runner: runner.to_string(),
+            lease_seconds: lease.as_secs() as u32,
+        };
+        let auth = self.authorization()?;
+        self.runtime
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { JobsClient::new(channel).claim_job(request).await }
+            }))
+            .map(|r| r.into_inner().job)
+            .map_err(ControlError::from)
+    }
+
+    /// Renews `runner`'s lease on a job, reporting progress; `Ok(false)`
+    /// when the lease was lost.
+    pub fn renew_lease(
+        &self,
+        job: &str,
+        runner: &str,
+        lease: Duration,
+        percent: u32,
+    ) -> Result<bool, ControlError> {
+        let message = RenewLeaseRequest {
+            job_id: job.to_string(),
+            runner: runner.to_string(),
+            lease_seconds: lease.as_secs() as u32,
+            progress_percent: percent,
+        };
+        let auth = self.authorization()?;
+        self.runtime
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { JobsClient::new(channel).renew_lease(request).await }
+            }))
+            .map(|r| r.into_inner().held)
+            .map_err(ControlError::from)
+    }
+
+    /// Ends `runner`'s attempt: `error` empty when published; `retry` when
+    /// another attempt may succeed.
+    pub fn finish_job(
+        &self,
+        job: &str,
+        runner: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<(), ControlError> {
+        let message = FinishJobRequest {
+            job_id: job.to_string(),
+            runner: runner.to_string(),
+            error: error.to_string(),
+            retry,
+        };
+        let auth = self.authorization()?;
+        self.runtime
+            .block_on(self.replicas.call(|channel| {
+                let request = authorized(&auth, message.clone());
+                async move { JobsClient::new(channel).finish_job(request).await }
+            }))
             .map(|_| ())
             .map_err(ControlError::from)
     }

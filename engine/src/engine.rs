@@ -65,6 +65,8 @@ pub struct Engine {
     ready: Arc<AtomicBool>,
     grace: Duration,
     jobs: Option<Arc<Runner>>,
+    /// The shared queue's runner (`[storage] kind = "s3"`).
+    shared_jobs: Option<crate::queue::SharedRunner>,
     certs: Option<Arc<crate::tls::CertStore>>,
     liveness: Arc<crate::liveness::Liveness>,
     settings: Arc<crate::reload::Published>,
@@ -94,12 +96,11 @@ impl Engine {
         let config = Arc::new(config);
         let drain = Drain::default();
         let ready = Arc::new(AtomicBool::new(false));
-        let jobs = match &config.jobs {
-            Some(j) => Some(Arc::new(
-                Runner::start(j, storage.as_ref().map(|s| Arc::clone(&s.publish)))
-                    .map_err(EngineError::Jobs)?,
-            )),
-            None => None,
+        // One box: the spool's runner. Shared storage: the shared queue's
+        // (started below, once the control plane client exists).
+        let jobs = match (&config.jobs, &storage) {
+            (Some(j), None) => Some(Arc::new(Runner::start(j).map_err(EngineError::Jobs)?)),
+            _ => None,
         };
         let mut certs = None;
         if let Some(acme) = &config.acme {
@@ -166,20 +167,48 @@ impl Engine {
         )
         .map_err(|e| EngineError::Bind(config.admin, e))?;
 
-        let ingest = match (&config.ingest, &config.control, &jobs) {
-            (Some(ingest), Some(endpoint), Some(runner)) => {
-                let control = Arc::new(
-                    ControlClient::new(endpoint, ingest.operator_token.clone())
-                        .map_err(EngineError::Worker)?,
-                );
-                runner
-                    .report_to(Arc::clone(&control), config.root.clone())
-                    .map_err(EngineError::Worker)?;
-                Some(
-                    Ingest::start(&config, ingest.clone(), control, runner.spool())
-                        .map_err(EngineError::Worker)?,
+        let control = match (&config.ingest, &config.control) {
+            (Some(ingest), Some(endpoint)) => Some(Arc::new(
+                ControlClient::new(endpoint, ingest.operator_token.clone())
+                    .map_err(EngineError::Worker)?,
+            )),
+            _ => None,
+        };
+        let shared_jobs = match (&storage, &config.jobs, &control) {
+            (Some(s), Some(j), Some(control)) if j.workers > 0 => Some(
+                crate::queue::SharedRunner::start(
+                    crate::queue::QueueConfig {
+                        workers: j.workers,
+                        preset: j.preset.clone(),
+                        lease: j.lease,
+                        scratch: s.scratch.clone(),
+                    },
+                    Arc::clone(control),
+                    Arc::clone(&s.bucket),
+                    Arc::clone(&s.publish),
                 )
+                .map_err(EngineError::Worker)?,
+            ),
+            _ => None,
+        };
+        let sink = match (&storage, &jobs, &control) {
+            (Some(s), _, Some(control)) => Some(crate::queue::JobSink::Shared {
+                control: Arc::clone(control),
+                bucket: Arc::clone(&s.bucket),
+            }),
+            (None, Some(runner), Some(control)) => {
+                runner
+                    .report_to(Arc::clone(control), config.root.clone())
+                    .map_err(EngineError::Worker)?;
+                Some(crate::queue::JobSink::Spool(runner.spool()))
             }
+            _ => None,
+        };
+        let ingest = match (&config.ingest, control, sink) {
+            (Some(ingest), Some(control), Some(sink)) => Some(
+                Ingest::start(&config, ingest.clone(), control, sink)
+                    .map_err(EngineError::Worker)?,
+            ),
             _ => None,
         };
         let access = Arc::new(SharedAccess::default());
@@ -222,6 +251,7 @@ impl Engine {
             ready,
             grace: config.shutdown_grace,
             jobs,
+            shared_jobs,
             certs,
             liveness,
             settings,
@@ -252,6 +282,9 @@ impl Engine {
     pub fn shutdown(self) -> bool {
         self.ready.store(false, Ordering::SeqCst);
         self.drain.trigger();
+        if let Some(shared) = &self.shared_jobs {
+            shared.stop();
+        }
         if let Some(jobs) = &self.jobs {
             jobs.stop();
         }

@@ -27,18 +27,9 @@ pub struct Runner {
 
 impl Runner {
     /// Opens the spool (requeueing interrupted jobs) and starts the workers.
-    /// With `publish_to` (a bucket), jobs publish there instead of under
-    /// the root.
-    pub fn start(
-        config: &JobsConfig,
-        publish_to: Option<Arc<dyn streamgate_assets::AssetStore>>,
-    ) -> Result<Self, String> {
-        let mut spool =
-            Spool::open(&config.spool, config.max_attempts).map_err(|e| e.to_string())?;
-        if let Some(store) = publish_to {
-            spool = spool.publishing_to(store);
-        }
-        let spool = Arc::new(spool);
+    pub fn start(config: &JobsConfig) -> Result<Self, String> {
+        let spool =
+            Arc::new(Spool::open(&config.spool, config.max_attempts).map_err(|e| e.to_string())?);
         let recovered = spool.recover().map_err(|e| e.to_string())?;
         if recovered > 0 {
             tracing::info!(

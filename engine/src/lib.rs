@@ -51,6 +51,7 @@ mod jobs;
 pub mod ktls;
 pub mod liveness;
 mod park;
+pub mod queue;
 pub mod reload;
 mod serve;
 mod shutdown;
@@ -66,6 +67,7 @@ pub use config::{
     AccessPolicy, BucketStorage, ClientIdentity, ControlEndpoint, EngineConfig, H2Limits,
     IngestConfig, JobsConfig, TlsConfig,
 };
+pub use control::Replicas;
 pub use engine::{Engine, EngineError, Health as EngineHealth};
 pub use shutdown::{
     block_termination_signals, wait_for_termination_signal, wait_for_termination_signal_or,

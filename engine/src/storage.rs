@@ -16,6 +16,10 @@ pub(crate) struct Storage {
     pub read_through: Arc<ReadThrough>,
     /// What the job runner publishes into.
     pub publish: Arc<dyn AssetStore>,
+    /// The client both use (sources go up and down through it).
+    pub bucket: Arc<Bucket>,
+    /// Where jobs build assets and keep sources.
+    pub scratch: std::path::PathBuf,
 }
 
 /// Connects to the bucket and opens the local copy. An unreachable bucket
@@ -38,11 +42,13 @@ pub(crate) fn open(config: &BucketStorage) -> Result<Storage, AssetError> {
         config.revalidate_after,
     )
     .map_err(|e| AssetError::io(format!("opening {}", config.cache_dir.display()), e))?;
-    let publish = BucketStore::new(bucket, &config.scratch)
+    let publish = BucketStore::new(Arc::clone(&bucket), &config.scratch)
         .map_err(|e| AssetError::io(format!("creating {}", config.scratch.display()), e))?;
     Ok(Storage {
         read_through: Arc::new(read_through),
         publish: Arc::new(publish),
+        bucket,
+        scratch: config.scratch.clone(),
     })
 }
 

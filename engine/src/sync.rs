@@ -17,7 +17,7 @@ use streamgate_api::v1::EngineStateRequest;
 use streamgate_assets::AssetStore;
 use streamgate_token::KeySet;
 
-use crate::control::lazy_channel;
+use crate::control::Replicas;
 use crate::gate::{AccessState, SharedAccess};
 
 /// Longest wait for one poll.
@@ -35,11 +35,10 @@ pub fn start(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut client = KeysClient::new(lazy_channel(&runtime, &endpoint, POLL_TIMEOUT)?);
+    let mut client = Replicas::lazy(&runtime, &endpoint, POLL_TIMEOUT, Some(POLL_TIMEOUT))?;
     let mut poller = Poller {
         shared,
         assets,
-        endpoint: endpoint.url,
         version: String::new(),
         failing: false,
     };
@@ -62,15 +61,21 @@ struct Poller {
     shared: Arc<SharedAccess>,
     /// Where deleted assets' files are removed.
     assets: Arc<dyn AssetStore>,
-    endpoint: String,
     version: String,
     failing: bool,
 }
 
 impl Poller {
-    async fn poll(&mut self, client: &mut KeysClient<tonic::transport::Channel>) {
-        let endpoint = &self.endpoint;
-        let state = match client.get_engine_state(EngineStateRequest {}).await {
+    async fn poll(&mut self, replicas: &mut Replicas) {
+        let asked = replicas
+            .call(|channel| async move {
+                KeysClient::new(channel)
+                    .get_engine_state(EngineStateRequest {})
+                    .await
+            })
+            .await;
+        let endpoint = replicas.current();
+        let state = match asked {
             Ok(reply) => reply.into_inner(),
             Err(status) => {
                 if !self.failing {

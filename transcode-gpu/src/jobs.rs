@@ -92,7 +92,6 @@ pub struct Spool {
     max_attempts: u32,
     live: Mutex<HashMap<String, Live>>,
     claim: Mutex<()>,
-    publish_to: Option<crate::publish::PublishTo>,
 }
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -106,18 +105,7 @@ impl Spool {
             max_attempts: max_attempts.max(1),
             live: Mutex::default(),
             claim: Mutex::default(),
-            publish_to: None,
         })
-    }
-
-    /// Jobs publish into `store` (a bucket) rather than their `out`
-    /// directory, under `out`'s last component.
-    pub fn publishing_to(
-        mut self,
-        store: std::sync::Arc<dyn streamgate_assets::AssetStore>,
-    ) -> Self {
-        self.publish_to = Some(crate::publish::PublishTo(store));
-        self
     }
 
     /// Requeues (or fails, past `max_attempts`) jobs whose process died while
@@ -245,7 +233,7 @@ impl Spool {
 
     fn run(&self, mut job: Job, gpu: GpuMode, preset: &str) {
         crate::publish::remove_stale(&job.out);
-        let result = if crate::publish::published(&job.out, self.publish_to.as_ref()) {
+        let result = if job.out.exists() {
             // The previous attempt published, then died before saying so.
             Ok(())
         } else {
@@ -277,7 +265,6 @@ impl Spool {
         opts.segment_seconds = job.segment_seconds;
         opts.gpu = gpu;
         opts.preset = preset.to_string();
-        opts.publish_to = self.publish_to.clone();
         let id = job.id.clone();
         let mut report = |p: Progress| self.report(&id, p);
         transcode(&opts, &mut report).map(|_| ())

@@ -59,15 +59,6 @@ pub(crate) fn target(
     })
 }
 
-/// Whether asset `out` is published already (a previous attempt that died
-/// before saying so).
-pub(crate) fn published(out: &Path, publish_to: Option<&PublishTo>) -> bool {
-    match (publish_to, local_target_unopened(out)) {
-        (Some(PublishTo(store)), Ok((_, name))) => store.contains(&name),
-        _ => out.exists(),
-    }
-}
-
 /// Stages asset `name` in `store`.
 pub(crate) fn stage(store: &dyn AssetStore, name: &str) -> Result<Staging, TranscodeError> {
     Ok(store.stage(name)?)

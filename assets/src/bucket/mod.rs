@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as Key;
+/// An object's key in the bucket.
+pub use object_store::path::Path as Key;
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt,
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,

@@ -6,11 +6,13 @@
 //! state engines pull).
 
 mod assets;
+mod jobs;
 mod keys;
 mod playback;
 mod signin;
 
 pub use assets::Deleted;
+pub use jobs::JobOutcome;
 pub use keys::EngineState;
 pub use playback::Playback;
 pub use signin::{Challenge, Session};

@@ -36,8 +36,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use streamgate_transcode_gpu::jobs::Spool;
-
 use crate::config::{EngineConfig, IngestConfig};
 use crate::control::ControlClient;
 use crate::telemetry;
@@ -54,7 +52,7 @@ pub struct Ingest {
     config: IngestConfig,
     store: Store,
     control: Arc<ControlClient>,
-    spool: Arc<Spool>,
+    jobs: crate::queue::JobSink,
     root: PathBuf,
     idle_timeout: std::time::Duration,
     send_timeout: std::time::Duration,
@@ -71,13 +69,13 @@ impl Ingest {
         engine: &EngineConfig,
         config: IngestConfig,
         control: Arc<ControlClient>,
-        spool: Arc<Spool>,
+        jobs: crate::queue::JobSink,
     ) -> std::io::Result<Arc<Self>> {
         let ingest = Arc::new(Self {
             store: Store::open(config.dir.clone())?,
             config,
             control,
-            spool,
+            jobs,
             root: engine.root.clone(),
             idle_timeout: engine.idle_timeout,
             send_timeout: engine.send_timeout,

@@ -217,8 +217,9 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Received
         Received::ServerError
     })?;
     let out = ingest.root.join(&upload.asset);
-    if let Err(e) = ingest.spool.submit(
+    if let Err(e) = ingest.jobs.submit(
         &source,
+        &upload.asset,
         &out,
         &ingest.config.ladder,
         ingest.config.segment_seconds,

@@ -11,11 +11,47 @@ use sqlx::{AnyPool, Row};
 
 use crate::model::{Asset, AssetStatus, GateRule, RuleKind};
 
+mod jobs;
+pub use jobs::{JobRecord, JobState};
+
+/// Applies the migrations not yet applied, each in its own transaction.
+async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .execute(&mut *conn)
+        .await?;
+    for &(version, sql) in MIGRATIONS {
+        let mut tx = conn.begin().await?;
+        let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        for statement in sql.split(';').map(strip_comments) {
+            if !statement.is_empty() {
+                // Our own migration files, compiled in: not user input.
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Versioned schema changes, applied in order once each.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/0001_initial.sql")),
-    (2, include_str!("../migrations/0002_deleted_assets.sql")),
-    (3, include_str!("../migrations/0003_asset_duration.sql")),
+    (1, include_str!("../../migrations/0001_initial.sql")),
+    (2, include_str!("../../migrations/0002_deleted_assets.sql")),
+    (3, include_str!("../../migrations/0003_asset_duration.sql")),
+    (4, include_str!("../../migrations/0004_jobs.sql")),
 ];
 
 /// How long a deleted asset's id is reported to engines (they poll every
@@ -89,6 +125,8 @@ pub struct SessionRecord {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// PostgreSQL (row locks: `FOR UPDATE SKIP LOCKED`) rather than SQLite.
+    postgres: bool,
 }
 
 impl Store {
@@ -114,7 +152,10 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            postgres: !sqlite,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -175,33 +216,21 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-            .execute(&self.pool)
-            .await?;
-        for &(version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
+        let mut conn = self.pool.acquire().await?;
+        if self.postgres {
+            // Replicas starting together migrate one at a time (the lock
+            // is the connection's, released below or when it closes).
+            sqlx::query("SELECT pg_advisory_lock(7261001)")
+                .execute(&mut *conn)
                 .await?;
-            if done.is_some() {
-                continue;
-            }
-            for statement in sql.split(';').map(strip_comments) {
-                if !statement.is_empty() {
-                    // Our own migration files, compiled in: not user input.
-                    sqlx::query(sqlx::AssertSqlSafe(statement))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
         }
-        Ok(())
+        let migrated = migrate_on(&mut conn).await;
+        if self.postgres {
+            let _ = sqlx::query("SELECT pg_advisory_unlock(7261001)")
+                .execute(&mut *conn)
+                .await;
+        }
+        migrated
     }
 
     /// Whether the database answers.
