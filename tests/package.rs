@@ -101,6 +101,10 @@ fn the_deb_installs_into_a_root_keeps_data_on_remove_and_config_until_purge() {
             "-rw-r--r--",
             "./lib/systemd/system/streamgate-control.service",
         ),
+        (
+            "-rw-r--r--",
+            "./lib/systemd/system/streamgate-worker.service",
+        ),
         ("-rw-r--r--", "./usr/lib/sysusers.d/streamgate.conf"),
         ("-rw-r--r--", "./usr/lib/tmpfiles.d/streamgate.conf"),
         ("-rw-r-----", "./etc/streamgate/streamgate.toml"),

@@ -120,7 +120,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
         return;
     };
     let scratch = Scratch::new("scale-out");
-    let garage = Garage::start(&scratch.0.join("garage"));
+    let mut garage = Garage::start(&scratch.0.join("garage"));
 
     // Two control-plane replicas on one database, one operator token.
     let replicas: Vec<(SocketAddr, SocketAddr)> =
@@ -307,4 +307,13 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     wait_for("second open on B", Duration::from_secs(10), || {
         status(b_listen, "/v/second/master.m3u8") == 200
     });
+
+    // The bucket goes away: B keeps serving what its copy holds, and what
+    // it does not hold is 503, never 404.
+    garage.stop();
+    assert_eq!(status(b_listen, "/v/film/master.m3u8"), 200);
+    assert_eq!(status(b_listen, "/v/film/240p/index.m3u8"), 200);
+    let uncached = try_get(b_listen, "/v/second/240p/index.m3u8").unwrap();
+    assert_eq!(uncached.status, 503);
+    assert!(uncached.header("Retry-After").is_some());
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fetch_every_uri, packaged_asset, Engine, Options, Scratch};
+use object_store::ObjectStoreExt;
 use streamgate_assets::{
     AssetStore, Bucket, BucketConfig, BucketStore, CredentialSource, Credentials,
 };
@@ -279,16 +280,57 @@ fn an_upload_is_transcoded_into_the_bucket_and_plays_from_another_origin() {
             b.get(&format!("/v/clip/{entry}"), "").header("ETag"),
         );
     }
-    // The bucket holds the objects with their media type; nothing is left
-    // under the engine's own root.
-    let index = bucket_store(&garage, &scratch.0)
-        .index("clip")
-        .unwrap()
-        .unwrap();
+    // The bucket holds the objects with their media type and cache policy;
+    // nothing is left under the engine's own root.
+    let store = bucket_store(&garage, &scratch.0);
+    let index = store.index("clip").unwrap().unwrap();
     assert!(
         index.get("240p/index.m3u8").is_some(),
         "{:?}",
         index.objects.keys()
     );
+    let segment = index
+        .objects
+        .keys()
+        .find(|k| k.starts_with("240p/") && k.ends_with(".m4s"))
+        .unwrap()
+        .clone();
+    for (path, content_type, cache_control) in [
+        (
+            "master.m3u8",
+            "application/vnd.apple.mpegurl",
+            "public, max-age=2",
+        ),
+        (
+            "240p/init.mp4",
+            "video/mp4",
+            "public, max-age=31536000, immutable",
+        ),
+        (
+            segment.as_str(),
+            "video/iso.segment",
+            "public, max-age=31536000, immutable",
+        ),
+    ] {
+        let (client, key) = (
+            store.bucket().store(),
+            store.bucket().asset_key(&format!("clip/{path}")),
+        );
+        let attributes = store
+            .bucket()
+            .run(async move { client.get(&key).await.map(|got| got.attributes) })
+            .unwrap();
+        let get = |a: object_store::Attribute| attributes.get(&a).map(|v| v.to_string());
+        assert_eq!(
+            get(object_store::Attribute::ContentType).as_deref(),
+            Some(content_type),
+            "{path}"
+        );
+        assert_eq!(
+            get(object_store::Attribute::CacheControl).as_deref(),
+            Some(cache_control),
+            "{path}"
+        );
+    }
     assert_eq!(std::fs::read_dir(&a.root).unwrap().count(), 0);
 }

@@ -136,7 +136,7 @@ fn units() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "service"))
         .collect();
     units.sort();
-    assert_eq!(units.len(), 3, "{units:?}");
+    assert_eq!(units.len(), 4, "{units:?}");
     units
 }
 

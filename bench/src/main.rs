@@ -12,6 +12,10 @@
 //! `streamgate-bench loadgen` compares `streamgate loadtest run` with `wrk`
 //! on the same nginx: requests per load-generator CPU-second.
 //!
+//! `streamgate-bench storage` serves one asset from a local root and from a
+//! Garage bucket through the read-through copy: first-byte latency of cold
+//! misses and warm hits, and warm-hit requests per server CPU-second.
+//!
 //! `streamgate-bench tls` compares HTTPS/1.1, HTTP/2 over TLS and new TLS
 //! connections with nginx + OpenSSL, per server CPU-second.
 //!
@@ -40,6 +44,7 @@ mod loadgen;
 mod parse;
 mod procstat;
 mod sendpath;
+mod storage;
 mod tls;
 mod tokens;
 mod transcode;
@@ -58,6 +63,9 @@ fn main() -> ExitCode {
         Some("idle") => idle::Options::parse(&args[1..]).and_then(|o| idle::run(&o)),
         Some("loadgen") => {
             harness::LoadOptions::parse(&args[1..], 5, 5).and_then(|o| loadgen::run(&o))
+        }
+        Some("storage") => {
+            harness::LoadOptions::parse(&args[1..], 3, 5).and_then(|o| storage::run(&o))
         }
         Some("tls") => harness::LoadOptions::parse(&args[1..], 3, 5).and_then(|o| tls::run(&o)),
         Some("honesty") => honesty::Options::parse(&args[1..]).and_then(|o| honesty::run(&o)),
@@ -104,6 +112,7 @@ const USAGE: &str = "usage: streamgate-bench http [--rounds N] [--duration SECS]
        streamgate-bench tokens [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
        streamgate-bench transcode [--rounds N] [--seconds S] [--preset P] [--streamgate PATH] [--markdown FILE]
        streamgate-bench loadgen [--rounds N] [--duration SECS] [--connections C] [--streamgate PATH] [--markdown FILE]
+       streamgate-bench storage [--rounds N] [--duration SECS] [--connections C] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench tls [--rounds N] [--duration SECS] [--connections C] [--threads T] [--streamgate PATH] [--markdown FILE]
        streamgate-bench honesty [--rate R] [--duration SECS] [--connections C] [--every N] [--streamgate PATH] [--markdown FILE]
        streamgate-bench viewers [--viewers N] [--duration SECS] [--ramp SECS] [--media SECS] [--threads T] [--streamgate PATH] [--markdown FILE]

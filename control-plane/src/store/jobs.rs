@@ -215,3 +215,109 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            asset_id: format!("asset-{id}"),
+            source_key: format!("sources/{id}"),
+            ladder: "240".into(),
+            segment_seconds: 2,
+            state: JobState::Queued,
+            attempts: 0,
+            runner: String::new(),
+            error: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_leases_take_overs_and_the_attempt_limit() {
+        let dir = std::env::temp_dir().join(format!("sg-jobs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&format!("sqlite://{}/db", dir.display()))
+            .await
+            .unwrap();
+        store.insert_job(&job("j1"), 1_000).await.unwrap();
+        store.insert_job(&job("j2"), 2_000).await.unwrap();
+
+        // Oldest first, one runner each; nothing left for a third.
+        let a = store
+            .claim_job("a", 10_000, 12_000, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        let b = store
+            .claim_job("b", 10_000, 12_000, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.id.as_str(), a.attempts), ("j1", 1));
+        assert_eq!((b.id.as_str(), b.runner.as_str()), ("j2", "b"));
+        assert!(store
+            .claim_job("c", 10_000, 12_000, 2)
+            .await
+            .unwrap()
+            .is_none());
+
+        // b renews; a goes quiet. Once a's lease is past, c takes j1 over.
+        assert!(store
+            .renew_lease("j2", "b", 20_000, 11_000)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .renew_lease("j2", "a", 20_000, 11_000)
+            .await
+            .unwrap()
+            .is_none());
+        let taken = store
+            .claim_job("c", 13_000, 15_000, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (taken.id.as_str(), taken.runner.as_str(), taken.attempts),
+            ("j1", "c", 2)
+        );
+        // a's late report is refused: the job is c's now.
+        assert!(store
+            .settle_job("j1", "a", JobState::Done, "", 13_500)
+            .await
+            .unwrap()
+            .is_none());
+
+        // c dies too, on the last attempt: the job fails, it is not claimed.
+        assert!(store
+            .fail_abandoned_jobs(14_000, 2)
+            .await
+            .unwrap()
+            .is_empty());
+        let failed = store.fail_abandoned_jobs(16_000, 2).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].state, JobState::Failed);
+        assert!(
+            failed[0].error.contains("2 attempts"),
+            "{}",
+            failed[0].error
+        );
+        assert!(store
+            .claim_job("d", 16_000, 18_000, 2)
+            .await
+            .unwrap()
+            .is_none());
+
+        // b finishes.
+        let done = store
+            .settle_job("j2", "b", JobState::Done, "", 17_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.state, JobState::Done);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
