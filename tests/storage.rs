@@ -334,3 +334,59 @@ fn an_upload_is_transcoded_into_the_bucket_and_plays_from_another_origin() {
     }
     assert_eq!(std::fs::read_dir(&a.root).unwrap().count(), 0);
 }
+
+/// `streamgate doctor`'s storage finding for a configuration, with `env`.
+fn doctor_storage(config: &Path, env: &[(String, String)]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["doctor", "--json", "--config"])
+        .arg(config)
+        .env_remove("STREAMGATE_S3_ACCESS_KEY_ID")
+        .env_remove("STREAMGATE_S3_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "storage")
+        .cloned()
+        .unwrap_or_else(|| panic!("no storage finding: {json:#}"))
+}
+
+#[test]
+fn doctor_checks_the_bucket_round_trip() {
+    let scratch = Scratch::new("storage-doctor");
+    let mut garage = Garage::start(&scratch.0.join("garage"));
+    let config = scratch.0.join("streamgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n{}",
+            scratch.0.display(),
+            garage.storage_toml()
+        ),
+    )
+    .unwrap();
+    let ok = doctor_storage(&config, &garage.env());
+    assert_eq!(ok["level"], "ok", "{ok}");
+
+    let no_keys = doctor_storage(&config, &[]);
+    assert_eq!(no_keys["level"], "fail", "{no_keys}");
+    assert!(
+        no_keys["said"].as_str().unwrap().contains("credentials"),
+        "{no_keys}"
+    );
+
+    let mut wrong = garage.env();
+    wrong[1].1 = "0".repeat(64);
+    let refused = doctor_storage(&config, &wrong);
+    assert_eq!(refused["level"], "fail", "{refused}");
+
+    garage.stop();
+    let down = doctor_storage(&config, &garage.env());
+    assert_eq!(down["level"], "fail", "{down}");
+}

@@ -5,6 +5,7 @@
 
 mod control;
 mod media;
+mod storage;
 mod system;
 
 use std::path::PathBuf;
@@ -89,6 +90,7 @@ pub fn run(args: DoctorArgs) -> Result<(), String> {
     findings.extend(system::checks(&file, &engine));
     findings.extend(media::checks());
     findings.extend(control::checks(&control));
+    findings.extend(storage::checks(control.bucket.as_ref()));
     let fails = findings.iter().filter(|f| f.level == Level::Fail).count();
     let warns = findings.iter().filter(|f| f.level == Level::Warn).count();
     if args.json {
