@@ -2,9 +2,12 @@
 //! (Garage) shared by two control-plane replicas, two origins and two job
 //! runners (`streamgate worker`), each a process with a data dir of its
 //! own. An upload on origin A is transcoded by a worker — killed with -9
-//! mid-job, the other takes the job over — and origin B, with an empty
-//! copy, serves every segment with A's validators; replicas answer as one,
-//! and losing one costs nothing.
+//! mid-job, the other takes the job over — and origin B, with an empty copy
+//! bounded to about half the film, serves every segment with A's
+//! validators while staying in its bound; ffmpeg decodes HLS and DASH from
+//! both; a half-uploaded asset is never served; replicas answer as one,
+//! and losing one costs nothing; with the bucket stopped, B serves what it
+//! holds and answers 503 for the rest.
 
 mod common;
 
@@ -19,7 +22,8 @@ use common::wallet::{challenge, login, personal_sign};
 use common::{free_addr, try_get, Scratch};
 use streamgate_api::v1::jobs_client::JobsClient;
 use streamgate_api::v1::{Job, ListJobsRequest};
-use streamgate_testkit::garage::Garage;
+use streamgate_assets::{Bucket, BucketConfig, CredentialSource, Credentials};
+use streamgate_testkit::garage::{self, Garage};
 
 /// A `streamgate` process (killed on drop).
 struct Node {
@@ -99,19 +103,43 @@ fn jobs(grpc: SocketAddr, token: &str) -> Vec<Job> {
     })
 }
 
-/// An origin: `streamgate engine` against both replicas, an empty copy.
-fn origin(dir: &Path, urls: &str, garage: &Garage) -> (Node, SocketAddr, SocketAddr) {
+/// An origin: `streamgate engine` against both replicas, an empty copy
+/// of at most `copy_bytes`.
+fn origin(
+    dir: &Path,
+    urls: &str,
+    garage: &Garage,
+    copy_bytes: u64,
+) -> (Node, SocketAddr, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let node = Node::start(
         "engine",
         dir,
         &format!(
             "[engine]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\nthreads = 1\njob_workers = 0\n\
-             upload_ladder = \"240,144\"\nupload_segment_seconds = 2\n[control]\nurls = {urls}\n"
+             upload_ladder = \"240,144\"\nupload_segment_seconds = 2\ncache_dir_max_bytes = {copy_bytes}\n\
+             [control]\nurls = {urls}\n"
         ),
         garage,
     );
     (node, listen, admin)
+}
+
+/// Bytes of objects in an origin's copy (hidden names left out, as the
+/// bound leaves them out).
+fn copy_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => copy_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 #[test]
@@ -180,8 +208,11 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     for name in ["a", "b", "w1", "w2"] {
         give_token(&scratch.0.join(name));
     }
-    let (_a, a_listen, a_admin) = origin(&scratch.0.join("a"), &urls, &garage);
-    let (_b, b_listen, b_admin) = origin(&scratch.0.join("b"), &urls, &garage);
+    // B's copy holds about half of the film: a sweep of every object
+    // keeps evicting.
+    let bound = 600_000;
+    let (_a, a_listen, a_admin) = origin(&scratch.0.join("a"), &urls, &garage, 50 << 30);
+    let (_b, b_listen, b_admin) = origin(&scratch.0.join("b"), &urls, &garage, bound);
     let worker_toml = format!(
         "[engine]\njob_workers = 1\njob_preset = \"ultrafast\"\njob_lease = \"2s\"\n[control]\nurls = {urls}\n"
     );
@@ -248,6 +279,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     });
     let mut queue = vec!["master.m3u8".to_string()];
     let mut served = 0;
+    let b_copy = scratch.0.join("b/cache");
     while let Some(path) = queue.pop() {
         let (from_a, from_b) = (
             try_get(a_listen, &format!("/v/film/{path}")).unwrap(),
@@ -262,6 +294,8 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
             "{path}"
         );
         served += 1;
+        let held = copy_bytes(&b_copy);
+        assert!(held <= bound, "B holds {held} bytes, bound {bound}");
         if path.ends_with(".m3u8") {
             let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
             for line in String::from_utf8(from_b.body).unwrap().lines() {
@@ -279,6 +313,34 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
         }
     }
     assert!(served > 10, "{served} objects");
+    let film_bytes = copy_bytes(&scratch.0.join("b/cache/film"));
+    assert!(film_bytes > 0 && film_bytes <= bound);
+
+    // Objects of an asset whose index never went up (a publish cut short)
+    // are never served.
+    let half = scratch.0.join("half.m3u8");
+    std::fs::write(&half, b"#EXTM3U\n").unwrap();
+    let writer = Bucket::connect(&BucketConfig {
+        endpoint: Some(garage.endpoint()),
+        bucket: garage::BUCKET.into(),
+        region: garage::REGION.into(),
+        path_style: true,
+        prefix: String::new(),
+        credentials: CredentialSource::Given(Credentials::new(
+            garage::ACCESS_KEY_ID,
+            garage::SECRET_ACCESS_KEY,
+        )),
+        request_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    writer
+        .put_file(
+            writer.asset_key("half/master.m3u8"),
+            &half,
+            "application/vnd.apple.mpegurl",
+        )
+        .unwrap();
+    assert_eq!(status(b_listen, "/v/half/master.m3u8"), 404);
     for origin in [a_listen, b_listen] {
         for entry in ["master.m3u8", "manifest.mpd"] {
             common::decodes_cleanly(&format!("http://{origin}/v/film/{entry}"));
@@ -311,8 +373,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     // The bucket goes away: B keeps serving what its copy holds, and what
     // it does not hold is 503, never 404.
     garage.stop();
-    assert_eq!(status(b_listen, "/v/film/master.m3u8"), 200);
-    assert_eq!(status(b_listen, "/v/film/240p/index.m3u8"), 200);
+    assert_eq!(status(b_listen, "/v/second/master.m3u8"), 200);
     let uncached = try_get(b_listen, "/v/second/240p/index.m3u8").unwrap();
     assert_eq!(uncached.status, 503);
     assert!(uncached.header("Retry-After").is_some());
