@@ -10,6 +10,7 @@ mod backup;
 mod client;
 mod config;
 mod doctor;
+mod gpu;
 mod ingest;
 mod loadtest;
 mod log;
@@ -67,6 +68,9 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The GPU: what each transcode stage can use on this machine.
+    #[command(subcommand)]
+    Gpu(gpu::GpuCommand),
     /// TLS on the engine.
     #[command(subcommand)]
     Tls(TlsCommand),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Token(command) => token::run(command),
         Command::Config(ConfigCommand::Check { file }) => check_config(&file),
         Command::Doctor(args) => doctor::run(args),
+        Command::Gpu(command) => gpu::run(command),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Tls(TlsCommand::Reload { config }) => tls_reload(config.as_deref()),

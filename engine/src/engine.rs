@@ -96,6 +96,9 @@ impl Engine {
         let config = Arc::new(config);
         let drain = Drain::default();
         let ready = Arc::new(AtomicBool::new(false));
+        if config.jobs.is_some() {
+            crate::telemetry::gpu_stages(&streamgate_transcode_gpu::stages::Capabilities::probe());
+        }
         // One box: the spool's runner. Shared storage: the shared queue's
         // (started below, once the control plane client exists).
         let jobs = match (&config.jobs, &storage) {

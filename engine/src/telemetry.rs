@@ -346,3 +346,17 @@ fn add(metric: &'static str, value: &mut u64) {
         counter!(metric).increment(std::mem::take(value));
     }
 }
+
+/// Which transcode stages can run on the GPU here (probed once at start):
+/// `streamgate_gpu_stage_usable{stage}` 1 or 0.
+pub(crate) fn gpu_stages(caps: &streamgate_transcode_gpu::stages::Capabilities) {
+    use streamgate_transcode_gpu::stages::GpuPath;
+    for (stage, path) in [
+        ("decode", &caps.decode),
+        ("scale", &caps.scale),
+        ("encode", &caps.encode),
+    ] {
+        metrics::gauge!("streamgate_gpu_stage_usable", "stage" => stage)
+            .set(if *path == GpuPath::Usable { 1.0 } else { 0.0 });
+    }
+}

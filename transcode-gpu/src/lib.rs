@@ -22,6 +22,7 @@
 pub mod backend;
 mod codecs;
 pub mod error;
+pub mod gpu;
 pub mod jobs;
 pub mod ladder;
 pub mod package;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ff::{frame, software};
 use ffmpeg_next as ff;
 
-use crate::backend::{self, GpuMode, VideoEncoder};
+use crate::backend::{GpuMode, VideoEncoder};
 use crate::error::{encode, TranscodeError};
 
 /// A decoded frame, shared by reference between the rungs that scale it:
@@ -69,15 +69,28 @@ impl Capabilities {
         }
     }
 
-    /// Probes the GPU stages this build has (opening an NVENC session; model
-    /// names decide nothing).
+    /// Probes this machine ([`crate::gpu::GpuReport`]: a CUDA device
+    /// context, an NVENC session; model names decide nothing).
     pub fn probe() -> Self {
+        Self::from_report(&crate::gpu::GpuReport::probe())
+    }
+
+    /// What a probe's findings allow each stage. Without a CUDA device no
+    /// GPU stage can run, for the driver's reason. With one, decoding and
+    /// scaling stay on the CPU until this build has their GPU paths
+    /// (NVDEC, `scale_cuda`), and encoding is on the GPU when an NVENC
+    /// session opened.
+    pub fn from_report(report: &crate::gpu::GpuReport) -> Self {
+        let without_device = |built: GpuPath| match &report.cuda_unusable {
+            Some(why) => GpuPath::Unusable(why.clone()),
+            None => built,
+        };
         Self {
-            decode: GpuPath::NotBuilt,
-            scale: GpuPath::NotBuilt,
-            encode: match backend::try_open(VideoEncoder::Nvenc) {
-                Ok(()) => GpuPath::Usable,
-                Err(why) => GpuPath::Unusable(why),
+            decode: without_device(GpuPath::NotBuilt),
+            scale: without_device(GpuPath::NotBuilt),
+            encode: match &report.nvenc_unusable {
+                None => GpuPath::Usable,
+                Some(why) => GpuPath::Unusable(why.clone()),
             },
         }
     }
@@ -241,6 +254,62 @@ mod tests {
         let p = plan(GpuMode::Auto, &hopper).unwrap();
         assert_eq!(p.encode, VideoEncoder::X264);
         assert!(p.describe().contains("libx264 on the CPU"));
+    }
+
+    fn report(cuda: Option<&str>, nvenc: Option<&str>) -> crate::gpu::GpuReport {
+        crate::gpu::GpuReport {
+            devices: Vec::new(),
+            cuda_unusable: cuda.map(str::to_string),
+            nvdec: Vec::new(),
+            nvenc_unusable: nvenc.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn each_stage_from_the_probe() {
+        // No GPU: every stage unusable, for the driver's reason.
+        let none = Capabilities::from_report(&report(
+            Some("no CUDA device context (x)"),
+            Some("no nvenc"),
+        ));
+        assert_eq!(
+            none.decode,
+            GpuPath::Unusable("no CUDA device context (x)".into())
+        );
+        assert_eq!(none.scale, none.decode);
+        assert_eq!(none.encode, GpuPath::Unusable("no nvenc".into()));
+        let auto = plan(GpuMode::Auto, &none).unwrap();
+        assert_eq!(
+            (auto.decode, auto.scale, auto.encode),
+            (DecodeStage::Cpu, ScaleStage::Cpu, VideoEncoder::X264)
+        );
+        // `require` names the first stage that cannot run on the GPU.
+        let err = plan(GpuMode::Require, &none).unwrap_err().to_string();
+        assert!(err.contains("decode: no CUDA device context (x)"), "{err}");
+
+        // A Hopper card: CUDA opens, NVENC refuses.
+        let hopper =
+            Capabilities::from_report(&report(None, Some("NV_ENC_ERR_UNSUPPORTED_DEVICE")));
+        assert_eq!(
+            (hopper.decode.clone(), hopper.scale.clone()),
+            (GpuPath::NotBuilt, GpuPath::NotBuilt)
+        );
+        assert_eq!(
+            plan(GpuMode::Auto, &hopper).unwrap().encode,
+            VideoEncoder::X264
+        );
+        let err = plan(GpuMode::Require, &hopper).unwrap_err().to_string();
+        assert!(
+            err.contains("encode: NV_ENC_ERR_UNSUPPORTED_DEVICE"),
+            "{err}"
+        );
+
+        // An L4: NVENC opens.
+        let l4 = Capabilities::from_report(&report(None, None));
+        assert_eq!(
+            plan(GpuMode::Require, &l4).unwrap().encode,
+            VideoEncoder::Nvenc
+        );
     }
 
     #[test]
