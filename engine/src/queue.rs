@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use streamgate_api::v1::Job;
 use streamgate_assets::bucket::Key;
-use streamgate_assets::{AssetStore, Bucket};
+use streamgate_assets::{AssetError, AssetStore, Bucket};
 use streamgate_transcode_gpu::jobs::Spool;
 use streamgate_transcode_gpu::{ladder, transcode, GpuMode, Options, PublishTo, TranscodeError};
 
@@ -210,7 +210,7 @@ impl Parts {
         let done = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
         let heartbeat = self.heartbeat(runner, &job, &percent, &done, &lost);
-        let result = self.attempt(&job, &percent);
+        let result = self.attempt(&job, &percent, &lost);
         done.store(true, Ordering::SeqCst);
         if let Some(h) = heartbeat {
             let _ = h.join();
@@ -278,7 +278,12 @@ impl Parts {
     }
 
     /// Fetches the source, transcodes and publishes.
-    fn attempt(&self, job: &Job, percent: &AtomicU32) -> Result<(), Attempt> {
+    fn attempt(
+        &self,
+        job: &Job,
+        percent: &AtomicU32,
+        lost: &Arc<AtomicBool>,
+    ) -> Result<(), Attempt> {
         if self.publish.contains(&job.asset_id) {
             // An earlier attempt published, then died before saying so.
             return Ok(());
@@ -305,7 +310,12 @@ impl Parts {
         opts.segment_seconds = job.segment_seconds.max(1);
         opts.gpu = GpuMode::Auto;
         opts.preset = self.config.preset.clone();
-        opts.publish_to = Some(PublishTo(Arc::clone(&self.publish)));
+        // A runner that lost its lease does not publish: the runner that
+        // took the job over does.
+        opts.publish_to = Some(PublishTo(Arc::new(WhileLeased {
+            store: Arc::clone(&self.publish),
+            lost: Arc::clone(lost),
+        })));
         let mut report = |p: streamgate_transcode_gpu::Progress| {
             if let Some(pct) = p.percent() {
                 percent.store(pct as u32, Ordering::Relaxed);
@@ -319,6 +329,59 @@ impl Parts {
             Err(_) if self.publish.contains(&job.asset_id) => Ok(()),
             Err(e) => Err(classify(e)),
         }
+    }
+}
+
+/// The bucket, refusing to publish once the job's lease is lost.
+struct WhileLeased {
+    store: Arc<dyn AssetStore>,
+    lost: Arc<AtomicBool>,
+}
+
+impl AssetStore for WhileLeased {
+    fn stage(&self, name: &str) -> Result<streamgate_assets::Staging, AssetError> {
+        self.store.stage(name)
+    }
+
+    fn publish(&self, staging: streamgate_assets::Staging) -> Result<(), AssetError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(AssetError::io(
+                "publishing",
+                std::io::Error::other("the job's lease was lost to another runner"),
+            ));
+        }
+        self.store.publish(staging)
+    }
+
+    fn import(&self, source: &Path, name: &str) -> Result<(), AssetError> {
+        self.store.import(source, name)
+    }
+
+    fn open(
+        &self,
+        relative: &str,
+    ) -> std::io::Result<(std::fs::File, streamgate_assets::FileStamp)> {
+        self.store.open(relative)
+    }
+
+    fn stamp(&self, relative: &str) -> std::io::Result<streamgate_assets::FileStamp> {
+        self.store.stamp(relative)
+    }
+
+    fn index(&self, name: &str) -> std::io::Result<Option<Arc<streamgate_assets::AssetIndex>>> {
+        self.store.index(name)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.store.contains(name)
+    }
+
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.store.list()
+    }
+
+    fn remove(&self, name: &str) -> Result<bool, AssetError> {
+        self.store.remove(name)
     }
 }
 
