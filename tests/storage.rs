@@ -390,3 +390,42 @@ fn doctor_checks_the_bucket_round_trip() {
     let down = doctor_storage(&config, &garage.env());
     assert_eq!(down["level"], "fail", "{down}");
 }
+
+#[test]
+fn a_source_the_bucket_could_not_take_is_sent_again() {
+    let scratch = Scratch::new("storage-resend");
+    let mut garage = Garage::start(&scratch.0.join("garage"));
+    let a = Engine::start_with(
+        Options {
+            open: false,
+            sections_toml: garage.storage_toml(),
+            env: garage.env(),
+            // The ingest sweep (which sends leftovers again) runs every
+            // quarter of the expiry.
+            engine_toml: "upload_ladder = \"144\"\nupload_segment_seconds = 2\njob_preset = \"ultrafast\"\nupload_expiry = \"8s\"\n".into(),
+            ..Options::default()
+        },
+        |_| {},
+    );
+    let source = common::clip(&scratch.0, "late.mp4", "320x240", 2, false);
+    garage.stop();
+    a.upload_whole(&std::fs::read(&source).unwrap(), "late.mp4", "late");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(a.get("/v/late/master.m3u8", "").status, 200);
+    let kept = std::fs::read_dir(a.scratch.0.join("uploads"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "mp4"));
+    assert!(kept, "the source stays while it is not queued");
+    garage.resume();
+    wait_until(
+        "the source is sent again and the job runs",
+        Duration::from_secs(120),
+        || a.get("/v/late/master.m3u8", "").status == 200,
+    );
+    let left = std::fs::read_dir(a.scratch.0.join("uploads"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "mp4"));
+    assert!(!left, "a queued source is removed (the bucket has it)");
+}

@@ -195,10 +195,10 @@ impl Engine {
             _ => None,
         };
         let sink = match (&storage, &jobs, &control) {
-            (Some(s), _, Some(control)) => Some(crate::queue::JobSink::Shared {
-                control: Arc::clone(control),
-                bucket: Arc::clone(&s.bucket),
-            }),
+            (Some(s), _, Some(control)) => Some(crate::queue::JobSink::shared(
+                Arc::clone(control),
+                Arc::clone(&s.bucket),
+            )),
             (None, Some(runner), Some(control)) => {
                 runner
                     .report_to(Arc::clone(control), config.root.clone())

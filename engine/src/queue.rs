@@ -23,6 +23,24 @@ use streamgate_transcode_gpu::{ladder, transcode, GpuMode, Options, PublishTo, T
 
 use crate::control::ControlClient;
 
+impl JobSink {
+    /// The shared queue for `control`, sources going up to `bucket`.
+    pub fn shared(control: Arc<ControlClient>, bucket: Arc<Bucket>) -> Self {
+        Self::Shared {
+            control,
+            bucket,
+            sending: Arc::default(),
+        }
+    }
+
+    /// Whether a completed upload's source still on disk means it was never
+    /// queued (the shared queue removes sources once queued; the spool
+    /// keeps them).
+    pub fn retries_leftovers(&self) -> bool {
+        matches!(self, Self::Shared { .. })
+    }
+}
+
 /// The lease a runner asks for.
 pub const LEASE: Duration = Duration::from_secs(30);
 
@@ -37,14 +55,18 @@ pub enum JobSink {
         control: Arc<ControlClient>,
         /// Where the source goes.
         bucket: Arc<Bucket>,
+        /// Assets whose source is on its way up now.
+        sending: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     },
 }
 
 impl JobSink {
     /// Queues a transcode of `source` into `asset` (published at `out` on
     /// one box). With the shared queue the source is uploaded on a thread
-    /// of its own, so the upload's last request is answered at once; a
-    /// failure there marks the asset failed.
+    /// of its own, so the upload's last request is answered at once, and
+    /// removed once the job is queued; one that could not go up (the bucket
+    /// or the control plane down, the engine stopped) stays, and
+    /// [`JobSink::retries_leftovers`] says the ingest sweep sends it again.
     pub fn submit(
         &self,
         source: &Path,
@@ -58,8 +80,20 @@ impl JobSink {
                 .submit(source, out, ladder, segment_seconds)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Self::Shared { control, bucket } => {
+            Self::Shared {
+                control,
+                bucket,
+                sending,
+            } => {
+                if !sending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(asset.to_string())
+                {
+                    return Ok(()); // already on its way
+                }
                 let (control, bucket) = (Arc::clone(control), Arc::clone(bucket));
+                let sending = Arc::clone(sending);
                 let (source, asset, ladder) =
                     (source.to_path_buf(), asset.to_string(), ladder.to_string());
                 std::thread::Builder::new()
@@ -75,20 +109,20 @@ impl JobSink {
                                     .map_err(|e| format!("queueing the transcode: {e}"))
                             });
                         match queued {
-                            // The bucket has it now.
+                            // The bucket has it now: a source left beside
+                            // its upload means "not queued yet".
                             Ok(()) => {
                                 let _ = std::fs::remove_file(&source);
                             }
+                            // Kept: the ingest sweep sends it again.
                             Err(e) => {
-                                tracing::error!(asset, error = %e, "ingest");
-                                let _ = control.update_status(
-                                    &asset,
-                                    streamgate_api::v1::AssetStatus::Failed,
-                                    0,
-                                    &e,
-                                );
+                                tracing::warn!(asset, error = %e, "ingest: the source waits for the next try");
                             }
                         }
+                        sending
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&asset);
                     })
                     .map(|_| ())
                     .map_err(|e| e.to_string())

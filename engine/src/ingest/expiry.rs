@@ -55,6 +55,7 @@ fn sweep(ingest: &Ingest) {
             continue;
         };
         if upload.complete {
+            resend_source(ingest, &id, &upload);
             continue;
         }
         if upload.expires == 0 {
@@ -80,5 +81,33 @@ fn sweep(ingest: &Ingest) {
                 telemetry::upload("expired");
             });
         }
+    }
+}
+
+/// A completed upload whose source is still here was never queued (shared
+/// queue: the bucket or the control plane was down, or the engine stopped
+/// first): queued again. The asset is queued again too, in case a failure
+/// was reported meanwhile.
+fn resend_source(ingest: &Ingest, id: &str, upload: &super::store::Upload) {
+    if !ingest.jobs.retries_leftovers() {
+        return;
+    }
+    let source = ingest.store.source_path(id, upload);
+    if !source.is_file() {
+        return;
+    }
+    tracing::info!(
+        asset = upload.asset,
+        "ingest: queueing a finished upload that was not queued yet"
+    );
+    let out = ingest.root.join(&upload.asset);
+    if let Err(e) = ingest.jobs.submit(
+        &source,
+        &upload.asset,
+        &out,
+        &ingest.config.ladder,
+        ingest.config.segment_seconds,
+    ) {
+        tracing::warn!(asset = upload.asset, error = %e, "ingest: queueing again");
     }
 }
