@@ -200,7 +200,8 @@ mod tests {
         assert!(report.devices.is_empty());
         assert!(lines.contains("devices: none"), "{lines}");
         assert!(
-            lines.contains("cuda: no GPU: no CUDA device context ("),
+            lines.contains("cuda: no GPU: no NVIDIA driver loaded")
+                && lines.contains("no CUDA device context ("),
             "{lines}"
         );
         assert!(lines.contains("nvenc: unusable"), "{lines}");
