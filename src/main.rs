@@ -12,6 +12,7 @@ mod config;
 mod doctor;
 mod gpu;
 mod ingest;
+mod jobs;
 mod loadtest;
 mod log;
 mod progress;
@@ -48,6 +49,8 @@ enum Command {
     /// Run transcode jobs from the shared queue on this node (scale-out:
     /// `[storage] kind = "s3"`).
     Worker(worker::WorkerArgs),
+    /// List the shared transcode queue (operator; `[storage] kind = "s3"`).
+    Jobs(jobs::JobsArgs),
     /// Manage assets (operator).
     Asset(asset::AssetArgs),
     /// Upload a video to a running appliance (resumable) and wait until it plays.
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
         Command::Engine(args) => run_engine(args),
         Command::Control(args) => serve::run_control(args),
         Command::Worker(args) => worker::run(args),
+        Command::Jobs(args) => jobs::run(args),
         Command::Asset(args) => asset::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Transcode(args) => transcode::run(args),

@@ -272,6 +272,21 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     assert_eq!(done.state, "done", "{done:?}");
     assert_eq!(done.attempts, 2, "taken over once: {done:?}");
     assert_ne!(done.runner, first.runner, "the other worker finished it");
+    // The operator sees the same through the CLI.
+    let listed = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["jobs", "--config"])
+        .arg(scratch.0.join("a/streamgate.toml"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&done.id))
+        .unwrap_or_else(|| panic!("no line for {}: {listed}", done.id));
+    assert!(
+        line.contains("film") && line.contains("done") && line.contains(&done.runner),
+        "{line}"
+    );
 
     // B, with an empty copy, serves every segment, with A's validators.
     wait_for("film open on B", Duration::from_secs(10), || {
