@@ -221,6 +221,24 @@ impl ControlClient {
             .map_err(|e| ControlError::NoToken(format!("{}: {e}", self.token_path.display())))
     }
 
+    /// Sends `message` (with the operator's authorization) through `send`
+    /// to the replicas in turn ([`Replicas::call`]), blocking; the reply.
+    fn call<M, R, F, Fut>(&self, message: M, send: F) -> Result<R, ControlError>
+    where
+        M: Clone,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let auth = self.authorization()?;
+        self.runtime
+            .block_on(
+                self.replicas
+                    .call(|channel| send(channel, authorized(&auth, message.clone()))),
+            )
+            .map(tonic::Response::into_inner)
+            .map_err(ControlError::from)
+    }
+
     /// The `authorization` value calls carry: the operator token, or none
     /// when a client certificate authorizes them (mTLS).
     fn authorization(&self) -> Result<Option<MetadataValue<Ascii>>, ControlError> {
@@ -249,14 +267,10 @@ impl ControlClient {
             title: title.to_string(),
             status: status as i32,
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { AssetsClient::new(channel).create_asset(request).await }
-            }))
-            .map(|r| r.into_inner().id)
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            AssetsClient::new(channel).create_asset(request).await
+        })
+        .map(|r| r.id)
     }
 
     /// Reports an asset's status.
@@ -273,31 +287,21 @@ impl ControlClient {
             progress_percent,
             error: error.to_string(),
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move {
-                    AssetsClient::new(channel)
-                        .update_asset_status(request)
-                        .await
-                }
-            }))
-            .map(|_| ())
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            AssetsClient::new(channel)
+                .update_asset_status(request)
+                .await
+        })
+        .map(|_| ())
     }
 
     /// Removes an asset record (an upload terminated before it finished).
     pub fn delete_asset(&self, id: &str) -> Result<(), ControlError> {
         let message = DeleteAssetRequest { id: id.to_string() };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { AssetsClient::new(channel).delete_asset(request).await }
-            }))
-            .map(|_| ())
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            AssetsClient::new(channel).delete_asset(request).await
+        })
+        .map(|_| ())
     }
 
     /// Queues a transcode of the bucket object `source_key` into `asset`
@@ -315,14 +319,10 @@ impl ControlClient {
             ladder: ladder.to_string(),
             segment_seconds,
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { JobsClient::new(channel).submit_job(request).await }
-            }))
-            .map(|_| ())
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            JobsClient::new(channel).submit_job(request).await
+        })
+        .map(|_| ())
     }
 
     /// Takes the oldest claimable job for `runner` under a lease, if any.
@@ -331,14 +331,10 @@ impl ControlClient {
             runner: runner.to_string(),
             lease_seconds: lease.as_secs() as u32,
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { JobsClient::new(channel).claim_job(request).await }
-            }))
-            .map(|r| r.into_inner().job)
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            JobsClient::new(channel).claim_job(request).await
+        })
+        .map(|r| r.job)
     }
 
     /// Renews `runner`'s lease on a job, reporting progress; `Ok(false)`
@@ -356,14 +352,10 @@ impl ControlClient {
             lease_seconds: lease.as_secs() as u32,
             progress_percent: percent,
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { JobsClient::new(channel).renew_lease(request).await }
-            }))
-            .map(|r| r.into_inner().held)
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            JobsClient::new(channel).renew_lease(request).await
+        })
+        .map(|r| r.held)
     }
 
     /// Ends `runner`'s attempt: `error` empty when published; `retry` when
@@ -381,13 +373,9 @@ impl ControlClient {
             error: error.to_string(),
             retry,
         };
-        let auth = self.authorization()?;
-        self.runtime
-            .block_on(self.replicas.call(|channel| {
-                let request = authorized(&auth, message.clone());
-                async move { JobsClient::new(channel).finish_job(request).await }
-            }))
-            .map(|_| ())
-            .map_err(ControlError::from)
+        self.call(message, |channel, request| async move {
+            JobsClient::new(channel).finish_job(request).await
+        })
+        .map(|_| ())
     }
 }
