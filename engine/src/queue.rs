@@ -196,13 +196,9 @@ impl SharedRunner {
         config: QueueConfig,
     ) -> Result<Self, String> {
         let control = ControlClient::new(endpoint, token).map_err(|e| e.to_string())?;
-        let bucket = Bucket::connect(bucket).map_err(|e| e.to_string())?;
-        if let Err(e) = bucket.check() {
-            tracing::warn!(bucket = ?bucket, error = %e, "object storage does not answer yet");
-        }
-        let publish = streamgate_assets::BucketStore::new(Arc::clone(&bucket), &config.scratch)
-            .map_err(|e| format!("creating {}: {e}", config.scratch.display()))?;
-        Self::start(config, Arc::new(control), bucket, Arc::new(publish)).map_err(|e| e.to_string())
+        let (bucket, publish) =
+            crate::storage::connect(bucket, &config.scratch).map_err(|e| e.to_string())?;
+        Self::start(config, Arc::new(control), bucket, publish).map_err(|e| e.to_string())
     }
 
     /// Asks the threads to stop after their current job.

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use metrics::{counter, gauge};
-use streamgate_assets::{AssetError, AssetStore, Bucket, BucketStore, ReadThrough};
+use std::path::Path;
+
+use streamgate_assets::{AssetError, AssetStore, Bucket, BucketConfig, BucketStore, ReadThrough};
 
 use crate::config::BucketStorage;
 
@@ -26,15 +28,7 @@ pub(crate) struct Storage {
 /// is said in the log but does not stop the engine: what the copy holds
 /// can still be served.
 pub(crate) fn open(config: &BucketStorage) -> Result<Storage, AssetError> {
-    let bucket = Bucket::connect(&config.bucket)?;
-    match bucket.check() {
-        Ok(()) => tracing::info!(bucket = ?bucket, "object storage reachable"),
-        Err(e) => tracing::warn!(
-            bucket = ?bucket,
-            error = %e,
-            "object storage does not answer: serving what the local copy holds, 503 for the rest"
-        ),
-    }
+    let (bucket, publish) = connect(&config.bucket, &config.scratch)?;
     let read_through = ReadThrough::open(
         Arc::clone(&bucket),
         &config.cache_dir,
@@ -42,14 +36,33 @@ pub(crate) fn open(config: &BucketStorage) -> Result<Storage, AssetError> {
         config.revalidate_after,
     )
     .map_err(|e| AssetError::io(format!("opening {}", config.cache_dir.display()), e))?;
-    let publish = BucketStore::new(Arc::clone(&bucket), &config.scratch)
-        .map_err(|e| AssetError::io(format!("creating {}", config.scratch.display()), e))?;
     Ok(Storage {
         read_through: Arc::new(read_through),
-        publish: Arc::new(publish),
+        publish,
         bucket,
         scratch: config.scratch.clone(),
     })
+}
+
+/// The bucket client, and the store that publishes into it (building
+/// under `scratch`): what an engine and a `streamgate worker` share. An
+/// unreachable bucket is said in the log; what needs it waits for it.
+pub(crate) fn connect(
+    config: &BucketConfig,
+    scratch: &Path,
+) -> Result<(Arc<Bucket>, Arc<dyn AssetStore>), AssetError> {
+    let bucket = Bucket::connect(config)?;
+    match bucket.check() {
+        Ok(()) => tracing::info!(bucket = ?bucket, "object storage reachable"),
+        Err(e) => tracing::warn!(
+            bucket = ?bucket,
+            error = %e,
+            "object storage does not answer: what needs it is refused (503) or waits"
+        ),
+    }
+    let publish = BucketStore::new(Arc::clone(&bucket), scratch)
+        .map_err(|e| AssetError::io(format!("creating {}", scratch.display()), e))?;
+    Ok((bucket, Arc::new(publish)))
 }
 
 /// Refreshes the read-through copy's series (before each scrape).

@@ -100,14 +100,7 @@ fn resend_source(ingest: &Ingest, id: &str, upload: &super::store::Upload) {
         asset = upload.asset,
         "ingest: queueing a finished upload that was not queued yet"
     );
-    let out = ingest.root.join(&upload.asset);
-    if let Err(e) = ingest.jobs.submit(
-        &source,
-        &upload.asset,
-        &out,
-        &ingest.config.ladder,
-        ingest.config.segment_seconds,
-    ) {
+    if let Err(e) = ingest.queue(&source, upload) {
         tracing::warn!(asset = upload.asset, error = %e, "ingest: queueing again");
     }
 }

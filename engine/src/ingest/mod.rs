@@ -94,6 +94,18 @@ impl Ingest {
         Some(work())
     }
 
+    /// Queues the transcode of upload `upload`'s source at `source`, with
+    /// the configured ladder and segment length.
+    fn queue(&self, source: &std::path::Path, upload: &store::Upload) -> Result<(), String> {
+        self.jobs.submit(
+            source,
+            &upload.asset,
+            &self.root.join(&upload.asset),
+            &self.config.ladder,
+            self.config.segment_seconds,
+        )
+    }
+
     /// Removes an upload's files and, if it never completed, its asset
     /// (nothing stands behind it). The caller holds the claim.
     fn discard(&self, id: &str, upload: &store::Upload) {

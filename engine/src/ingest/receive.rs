@@ -216,14 +216,7 @@ fn finish(ingest: &Ingest, id: &str, upload: &mut Upload) -> Result<(), Received
         tracing::error!(upload = id, error = %e, "ingest: keeping the source");
         Received::ServerError
     })?;
-    let out = ingest.root.join(&upload.asset);
-    if let Err(e) = ingest.jobs.submit(
-        &source,
-        &upload.asset,
-        &out,
-        &ingest.config.ladder,
-        ingest.config.segment_seconds,
-    ) {
+    if let Err(e) = ingest.queue(&source, upload) {
         tracing::error!(asset = upload.asset, error = %e, "ingest: queueing the transcode");
         let _ = std::fs::rename(&source, &data);
         let _ = ingest.control.update_status(
