@@ -75,7 +75,11 @@ impl AssetIndex {
     /// `published`. Hidden names (the index itself, dotfiles) are left out.
     pub fn of_dir(dir: &Path, published: SystemTime) -> io::Result<Self> {
         let mut objects = BTreeMap::new();
-        walk(dir, "", &mut objects)?;
+        visible_files(dir, &mut |relative, path, _| {
+            let (size, etag) = hash_file(path)?;
+            objects.insert(relative, ObjectInfo { size, etag });
+            Ok(())
+        })?;
         Ok(Self {
             version: 1,
             published: published
@@ -143,24 +147,38 @@ pub(crate) fn tag(digest: &[u8]) -> String {
     out
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, ObjectInfo>) -> io::Result<()> {
+/// Calls `visit` with the `/`-separated path below `dir`, the full path and
+/// the metadata of every regular file beneath `dir`, leaving out hidden
+/// names and whatever is under them (the index itself, staging areas).
+pub(crate) fn visible_files(
+    dir: &Path,
+    visit: &mut dyn FnMut(String, &Path, &std::fs::Metadata) -> io::Result<()>,
+) -> io::Result<()> {
+    walk(dir, "", visit)
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    visit: &mut dyn FnMut(String, &Path, &std::fs::Metadata) -> io::Result<()>,
+) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
-        let path = if prefix.is_empty() {
+        let relative = if prefix.is_empty() {
             name
         } else {
             format!("{prefix}/{name}")
         };
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(&entry.path(), &path, out)?;
-        } else if kind.is_file() {
-            let (size, etag) = hash_file(&entry.path())?;
-            out.insert(path, ObjectInfo { size, etag });
+        // A directory entry's metadata does not follow symbolic links.
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            walk(&entry.path(), &relative, visit)?;
+        } else if meta.is_file() {
+            visit(relative, &entry.path(), &meta)?;
         }
     }
     Ok(())

@@ -130,8 +130,16 @@ impl ReadThrough {
         let staging = dir.join(".staging");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)?;
+        // Objects as (`<asset>/<path>`, size, mtime); hidden names
+        // (indexes, staging) are left out.
         let mut found = Vec::new();
-        scan(dir, "", &mut found)?;
+        crate::index::visible_files(dir, &mut |relative, _, meta| {
+            use std::os::unix::fs::MetadataExt;
+            if relative.contains('/') {
+                found.push((relative, meta.len(), meta.mtime()));
+            }
+            Ok(())
+        })?;
         // Oldest first: the order objects were last written stands in for
         // the order they were last used before the restart.
         found.sort_by_key(|(_, _, mtime)| *mtime);
@@ -571,29 +579,4 @@ impl AssetStore for ReadThrough {
         self.shared.forget(name, true);
         Ok(here)
     }
-}
-
-/// Objects under `dir` as (`<asset>/<path>`, size, mtime), leaving out
-/// hidden names (indexes, staging).
-fn scan(dir: &Path, prefix: &str, out: &mut Vec<(String, u64, i64)>) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let meta = entry.metadata()?;
-        if meta.is_dir() {
-            scan(&entry.path(), &relative, out)?;
-        } else if meta.is_file() && relative.contains('/') {
-            out.push((relative, meta.len(), meta.mtime()));
-        }
-    }
-    Ok(())
 }
