@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::nginx::{self_signed, served_certificate};
-use common::{free_addr, write, Engine, Options, Scratch};
+use common::{free_addr, wait_for, write, Engine, Options, Scratch};
 
 /// What tells two certificates and their CA apart.
 const SERIAL_AND_ISSUER: &[&str] = &["-serial", "-issuer"];
@@ -86,14 +86,6 @@ impl Drop for Pebble {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, wait: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + wait;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -14,16 +14,16 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::chain::{CHAIN_ID, WALLETS};
 use common::postgres::Database;
 use common::wallet::{challenge, login, personal_sign};
-use common::{free_addr, try_get, Scratch};
+use common::{copy_bytes, free_addr, try_get, wait_for, Scratch};
 use streamgate_api::v1::jobs_client::JobsClient;
 use streamgate_api::v1::{Job, ListJobsRequest};
-use streamgate_assets::{Bucket, BucketConfig, CredentialSource, Credentials};
-use streamgate_testkit::garage::{self, Garage};
+use streamgate_assets::Bucket;
+use streamgate_testkit::garage::Garage;
 
 /// A `streamgate` process (killed on drop).
 struct Node {
@@ -66,14 +66,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -125,21 +117,16 @@ fn origin(
     (node, listen, admin)
 }
 
-/// Bytes of objects in an origin's copy (hidden names left out, as the
-/// bound leaves them out).
-fn copy_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => copy_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+/// `streamgate ingest FILE --id ID` through origin A's configuration
+/// (under `scratch/a`), waiting until the asset plays.
+fn ingest_on_a(scratch: &Path, file: &Path, id: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_streamgate"));
+    command
+        .arg("ingest")
+        .arg(file)
+        .args(["--id", id, "--config"])
+        .arg(scratch.join("a/streamgate.toml"));
+    command
 }
 
 #[test]
@@ -226,15 +213,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
 
     // Ingest on A; the worker that claims the job is killed mid-job.
     let source = common::clip(&scratch.0, "source.mp4", "640x360", 16, true);
-    let ingest = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args([
-            "ingest",
-            source.to_str().unwrap(),
-            "--id",
-            "film",
-            "--config",
-        ])
-        .arg(scratch.0.join("a/streamgate.toml"))
+    let ingest = ingest_on_a(&scratch.0, &source, "film")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -335,19 +314,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     // are never served.
     let half = scratch.0.join("half.m3u8");
     std::fs::write(&half, b"#EXTM3U\n").unwrap();
-    let writer = Bucket::connect(&BucketConfig {
-        endpoint: Some(garage.endpoint()),
-        bucket: garage::BUCKET.into(),
-        region: garage::REGION.into(),
-        path_style: true,
-        prefix: String::new(),
-        credentials: CredentialSource::Given(Credentials::new(
-            garage::ACCESS_KEY_ID,
-            garage::SECRET_ACCESS_KEY,
-        )),
-        request_timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    let writer = Bucket::connect(&garage.bucket_config(Duration::from_secs(5))).unwrap();
     writer
         .put_file(
             writer.asset_key("half/master.m3u8"),
@@ -365,17 +332,7 @@ fn origins_workers_and_replicas_share_postgresql_and_a_bucket() {
     // Replica 1 goes away: uploads, jobs and playback go on through 2.
     c1.kill9();
     let second = common::clip(&scratch.0, "second.mp4", "320x240", 3, false);
-    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args([
-            "ingest",
-            second.to_str().unwrap(),
-            "--id",
-            "second",
-            "--config",
-        ])
-        .arg(scratch.0.join("a/streamgate.toml"))
-        .output()
-        .unwrap();
+    let out = ingest_on_a(&scratch.0, &second, "second").output().unwrap();
     assert!(
         out.status.success(),
         "ingest with replica 1 down: {}",

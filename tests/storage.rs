@@ -8,14 +8,12 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{fetch_every_uri, packaged_asset, Engine, Options, Scratch};
+use common::{copy_bytes, fetch_every_uri, packaged_asset, wait_for, Engine, Options, Scratch};
 use object_store::ObjectStoreExt;
-use streamgate_assets::{
-    AssetStore, Bucket, BucketConfig, BucketStore, CredentialSource, Credentials,
-};
-use streamgate_testkit::garage::{self, Garage};
+use streamgate_assets::{AssetStore, Bucket, BucketStore};
+use streamgate_testkit::garage::Garage;
 
 /// Every object of [`packaged_asset`], by path inside the asset.
 const OBJECTS: [&str; 6] = [
@@ -43,19 +41,7 @@ fn origin(garage: &Garage, engine_toml: &str) -> Engine {
 
 /// The writers' view of the bucket, as the job runner has it.
 fn bucket_store(garage: &Garage, scratch: &Path) -> BucketStore {
-    let bucket = Bucket::connect(&BucketConfig {
-        endpoint: Some(garage.endpoint()),
-        bucket: garage::BUCKET.into(),
-        region: garage::REGION.into(),
-        path_style: true,
-        prefix: String::new(),
-        credentials: CredentialSource::Given(Credentials::new(
-            garage::ACCESS_KEY_ID,
-            garage::SECRET_ACCESS_KEY,
-        )),
-        request_timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    let bucket = Bucket::connect(&garage.bucket_config(Duration::from_secs(5))).unwrap();
     BucketStore::new(bucket, &scratch.join("bucket-scratch")).unwrap()
 }
 
@@ -68,35 +54,6 @@ fn publish(store: &BucketStore, scratch: &Path, name: &str, seed: u8) -> std::pa
     packaged_asset(&incoming, seed);
     store.import(&incoming, name).unwrap();
     expected
-}
-
-/// Bytes of objects in an origin's copy (hidden names — indexes, staging —
-/// left out, as the bound leaves them out).
-fn copy_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let meta = entry.metadata().unwrap();
-        if meta.is_dir() {
-            total += copy_bytes(&entry.path());
-        } else {
-            total += meta.len();
-        }
-    }
-    total
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -243,7 +200,7 @@ fn a_dead_bucket_is_503_never_404_and_a_half_uploaded_asset_is_never_served() {
     assert_eq!(b.get("/v/whole/360p/0.m4s", "").body, cached.body);
 
     garage.resume();
-    wait_until("the bucket answers again", Duration::from_secs(20), || {
+    wait_for("the bucket answers again", Duration::from_secs(20), || {
         b.get("/v/whole/360p/1.m4s", "").status == 200
     });
     assert_eq!(b.get("/v/never-asked/master.m3u8", "").status, 200);
@@ -266,7 +223,7 @@ fn an_upload_is_transcoded_into_the_bucket_and_plays_from_another_origin() {
     );
     let source = common::clip(&scratch.0, "source.mp4", "320x240", 4, true);
     a.upload_whole(&std::fs::read(&source).unwrap(), "source.mp4", "clip");
-    wait_until(
+    wait_for(
         "the job publishes to the bucket",
         Duration::from_secs(120),
         || a.get("/v/clip/master.m3u8", "").status == 200,
@@ -418,7 +375,7 @@ fn a_source_the_bucket_could_not_take_is_sent_again() {
         .any(|e| e.path().extension().is_some_and(|x| x == "mp4"));
     assert!(kept, "the source stays while it is not queued");
     garage.resume();
-    wait_until(
+    wait_for(
         "the source is sent again and the job runs",
         Duration::from_secs(120),
         || a.get("/v/late/master.m3u8", "").status == 200,

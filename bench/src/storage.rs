@@ -16,9 +16,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use streamgate_assets::{
-    AssetStore, Bucket, BucketConfig, BucketStore, CredentialSource, Credentials, LocalStore,
-};
+use streamgate_assets::{AssetStore, Bucket, BucketStore, LocalStore};
 use streamgate_testkit::garage::{self, Garage};
 
 use crate::harness::{free_port, median, record, start_engine, LoadOptions};
@@ -70,19 +68,8 @@ pub fn run(o: &LoadOptions) -> Result<(), String> {
         .import(&dir.join("incoming-local"), "a")
         .map_err(|e| e.to_string())?;
     asset(&dir.join("incoming-bucket"))?;
-    let bucket = Bucket::connect(&BucketConfig {
-        endpoint: Some(garage.endpoint()),
-        bucket: garage::BUCKET.into(),
-        region: garage::REGION.into(),
-        path_style: true,
-        prefix: String::new(),
-        credentials: CredentialSource::Given(Credentials::new(
-            garage::ACCESS_KEY_ID,
-            garage::SECRET_ACCESS_KEY,
-        )),
-        request_timeout: Duration::from_secs(30),
-    })
-    .map_err(|e| e.to_string())?;
+    let bucket = Bucket::connect(&garage.bucket_config(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     BucketStore::new(bucket, &dir.join("scratch"))
         .map_err(|e| e.to_string())?
         .import(&dir.join("incoming-bucket"), "a")

@@ -97,6 +97,22 @@ impl Garage {
         )
     }
 
+    /// The bucket as StreamGate's client reaches it (the keys given
+    /// directly), each request bounded by `request_timeout`.
+    pub fn bucket_config(&self, request_timeout: Duration) -> streamgate_assets::BucketConfig {
+        streamgate_assets::BucketConfig {
+            endpoint: Some(self.endpoint()),
+            bucket: BUCKET.into(),
+            region: REGION.into(),
+            path_style: true,
+            prefix: String::new(),
+            credentials: streamgate_assets::CredentialSource::Given(
+                streamgate_assets::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+            ),
+            request_timeout,
+        }
+    }
+
     /// The environment that gives a StreamGate process the credentials.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

@@ -184,6 +184,33 @@ pub fn fetch_every_uri(e: &Engine, base_path: &str, asset_dir: &Path) -> usize {
     fetched
 }
 
+/// Polls `ok` every 100 ms until it holds; panics naming `what` once
+/// `limit` has passed.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bytes of the files under `dir` (an origin's read-through copy), hidden
+/// names — indexes, staging — left out, as the copy's bound leaves them out.
+pub fn copy_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => copy_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// A scratch directory removed on drop.
 pub struct Scratch(pub PathBuf);
 
